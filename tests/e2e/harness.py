@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from certs import CertFiles
+
 HOST = "localhost"
+ALICE = "alice"
+ALICE_JID = f"{ALICE}@{HOST}"
+ALICE_PASSWORD = "alice-password"
+BOB = "bob"
+BOB_JID = f"{BOB}@{HOST}"
+BOB_PASSWORD = "bob-password"
 LISTEN_ADDRESS = "127.0.0.1"
 # Another service on this machine listens on 2024, so it is never handed out.
 RESERVED_PORTS = {2024}
@@ -26,8 +34,10 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 PROSODYCTL_TIMEOUT = 30.0
 
+# stanza_debug writes every stanza in full to the debug log, which the
+# failure report of a test includes.
 BASE_MODULES = (
-    "roster", "saslauth", "tls", "disco", "register", "ping", "posix",
+    "roster", "saslauth", "tls", "disco", "register", "ping", "posix", "stanza_debug",
 )
 
 
@@ -62,7 +72,7 @@ def pick_free_port() -> int:
 def lua_string(value: str) -> str:
     """Quote value as a Lua string literal."""
     escaped = (value.replace("\\", "\\\\").replace('"', '\\"')
-               .replace("\n", "\\n").replace("\r", "\\r").replace("\0", "\\0"))
+               .replace("\n", "\\n").replace("\r", "\\r").replace("\0", "\\000"))
     return f'"{escaped}"'
 
 
@@ -287,3 +297,29 @@ class ProsodyServer:
     def log_errors(self) -> list:
         """Return the log lines at level error, for checking that a test caused none."""
         return [line for line in self.log_text().splitlines() if "\terror\t" in line]
+
+
+def write_legacy_record(server: ProsodyServer, user: str, name: str, cert: CertFiles,
+                        no_cert_management: bool = False) -> Path:
+    """Write user's certificate store file as the community mod_client_certs wrote it.
+
+    The internal storage keeps keyval stores in
+    `<data_path>/<host>/<store>/<user>.dat` as a Lua chunk that returns the
+    table. Host and user are written as they are because `localhost` and the
+    test user names contain no characters that Prosody escapes.
+    """
+    folder = server.data_path / HOST / "client_certs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{user}.dat"
+    flag = "true" if no_cert_management else "false"
+    path.write_text(
+        "return {\n"
+        f"\t[{lua_string(name)}] = {{\n"
+        f"\t\t[\"name\"] = {lua_string(name)};\n"
+        f"\t\t[\"x509cert\"] = {lua_string(cert.b64)};\n"
+        f"\t\t[\"no_cert_management\"] = {flag};\n"
+        f"\t\t[\"pem\"] = {lua_string(cert.pem)};\n"
+        f"\t\t[\"digest\"] = {lua_string(cert.sha1_hex)};\n"
+        "\t};\n"
+        "};\n")
+    return path

@@ -9,17 +9,19 @@
 #     that are still missing (only the Depends field, never Recommends), with
 #     service starts blocked through /usr/sbin/policy-rc.d;
 #   - fetches the prosody 13.x .deb with `apt-get download` and unpacks it with
-#     `dpkg-deb -x` into DEST/root, so dpkg never sees it and the installed
-#     0.12 package (/usr/bin/prosody, /usr/lib/prosody) stays as it is;
+#     `dpkg-deb -x` into DEST/root, so dpkg does not register it and the
+#     installed 0.12 package (/usr/bin/prosody, /usr/lib/prosody) stays as it is;
 #   - rewrites the CFG_* lines of the unpacked launchers to point inside DEST
 #     and links them as DEST/bin/prosody and DEST/bin/prosodyctl.
-# When DEST already holds a working install, it prints so and changes nothing.
+# When DEST already contains a working install, it prints so and changes
+# nothing.
 #
 # Layout of DEST:
 #   root/   the unpacked .deb (root/usr/lib/prosody is the Prosody 13 source)
 #   bin/    prosody, prosodyctl, prosody-migrator (symbolic links into root/)
-#   etc/    CFG_CONFIGDIR. It stays empty, so a launcher run without --config
-#           fails with "config file not found" and never starts a server.
+#   etc/    CFG_CONFIGDIR. It stays empty, so prosody run without --config
+#           exits with "Prosody was unable to find the configuration file"
+#           (util/startup.lua in 13.0.1) instead of loading a default config.
 #   data/   CFG_DATADIR, used when a config sets no data_path. Prosody 13 also
 #           looks for plugins in data/custom_plugins.
 #   .prosody13-deb-version   the Debian version of the unpacked package
@@ -89,7 +91,7 @@ local failed = false
 for _, name in ipairs(modules) do
 	local ok, err = pcall(require, name)
 	if not ok then
-		io.stderr:write("prosody13: cannot load Lua module ", name, ": ", tostring(err), "\n")
+		io.stderr:write("prosody13: failed to load Lua module ", name, ": ", tostring(err), "\n")
 		failed = true
 	end
 end
@@ -97,7 +99,7 @@ os.exit(failed and 1 or 0)
 EOF
 }
 
-# Succeeds when DEST holds a finished install whose launchers point at DEST
+# Return success when DEST contains a finished install whose launchers point at DEST
 # and whose modules load. Quiet unless a module fails to load.
 install_is_working() {
 	[ -f "$stamp" ] || return 1
@@ -111,7 +113,7 @@ install_is_working() {
 }
 
 if install_is_working; then
-	log "$dest already holds Prosody $(cat "$source_dir/prosody.version") (Debian package $(cat "$stamp")); nothing to do"
+	log "$dest already contains Prosody $(cat "$source_dir/prosody.version") (Debian package $(cat "$stamp")); nothing to do"
 	exit 0
 fi
 
@@ -129,7 +131,7 @@ for candidate in $madison_versions; do
 	fi
 done
 if [ -z "$version" ]; then
-	die "no prosody ${series}x package found in suite $suite; check the apt source for $suite and run apt-get update"
+	die "no prosody ${series}x package found in suite $suite. Check the apt source for $suite and run apt-get update"
 fi
 log "selected prosody $version from $suite"
 
@@ -149,7 +151,7 @@ else
 		die "installing packages needs root; run as root, or install these packages first:" $missing
 	fi
 
-	# policy-rc.d exit code 101 tells invoke-rc.d that no service may start.
+	# invoke-rc.d skips every service start while policy-rc.d exits with 101.
 	created_policy=
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -169,7 +171,7 @@ else
 fi
 
 # Download and unpack into a staging directory, then move it into place, so an
-# interrupted run never leaves a half-unpacked DEST/root behind.
+# interrupted download or unpack does not touch DEST/root.
 staging=$(mktemp -d "$dest/.staging.XXXXXX")
 trap 'rm -rf "$staging"' EXIT
 mkdir "$staging/download"
@@ -194,6 +196,8 @@ dpkg-deb -x "$deb" "$staging/root"
 
 # Point the launchers at DEST. The .deb sets the CFG_* variables on lines of
 # the form CFG_SOURCEDIR='/usr/lib/prosody'; at the top of each launcher.
+# They are patched in place rather than copied because `prosodyctl start` runs
+# CFG_SOURCEDIR/../../bin/prosody (util/prosodyctl.lua in 13.0.1).
 patched=0
 for launcher in prosody prosodyctl prosody-migrator; do
 	file=$staging/root/usr/bin/$launcher
@@ -231,7 +235,7 @@ for launcher in prosody prosodyctl prosody-migrator; do
 done
 
 if ! check_lua_modules; then
-	die "the unpacked Prosody $version cannot load its modules (see above); install the missing Lua libraries and run again"
+	die "the unpacked Prosody $version failed to load its modules (see above). Install the missing Lua libraries and run again"
 fi
 printf '%s\n' "$version" >"$stamp"
 

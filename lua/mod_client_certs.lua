@@ -1,0 +1,764 @@
+-- mod_client_certs: XEP-0257 client certificate management and SASL
+-- EXTERNAL login with those certificates (RFC 6120 section 6, XEP-0178).
+--
+-- Every fact about a certificate comes from the native library
+-- client_certs.so; this file connects it to Prosody's events, sessions,
+-- storage and logging.
+
+local st = require "util.stanza";
+local jid = require "util.jid";
+local errors = require "util.error";
+local usermanager = require "core.usermanager";
+local utf8_length = require "util.encodings".utf8.length;
+
+-- Loads client_certs.so from this module's folder, so that installing means
+-- copying one folder, and falls back to package.cpath.
+local function load_native()
+	local path = module:get_directory() .. "/client_certs.so";
+	local open, load_err = package.loadlib(path, "luaopen_client_certs");
+	if open then
+		return open();
+	end
+	local found, native = pcall(require, "client_certs");
+	if found then
+		return native;
+	end
+	error(("cannot load the native library: %s; and require 'client_certs' failed: %s"):format(load_err, native));
+end
+
+local native = load_native();
+
+local host = module.host;
+
+-- Options, read once at load.
+
+local max_per_user = module:get_option_number("client_certs_max_per_user", 20);
+local max_size = module:get_option_number("client_certs_max_size", native.default_max_size);
+local require_xmpp_addr = module:get_option_boolean("client_certs_require_xmpp_addr", true);
+local trusted_cas_path = module:get_option_path("client_certs_trusted_cas", nil, "config");
+
+if max_per_user < 1 or max_per_user % 1 ~= 0 then
+	module:log("error", "client_certs_max_per_user must be a positive whole number, got %s; using 20", max_per_user);
+	max_per_user = 20;
+end
+if max_size < 512 or max_size % 1 ~= 0 then
+	module:log("error", "client_certs_max_size must be a whole number of bytes of at least 512, got %s; using %d",
+		max_size, native.default_max_size);
+	max_size = native.default_max_size;
+end
+
+local trust_anchors;
+if trusted_cas_path then
+	local file, open_err = io.open(trusted_cas_path, "rb");
+	if not file then
+		error(("client_certs_trusted_cas: cannot read %s: %s"):format(trusted_cas_path, open_err));
+	end
+	local bundle = file:read("*a");
+	file:close();
+	local anchors, _, message = native.load_trust_anchors(bundle, trusted_cas_path);
+	if not anchors then
+		error("client_certs_trusted_cas: " .. message);
+	end
+	trust_anchors = anchors;
+	module:log("info", "Client certificates must be issued by one of %d CAs from %s", anchors.count, trusted_cas_path);
+end
+
+-- Longest certificate name accepted, in characters.
+local max_name_length = 1023;
+
+local xmlns_saslcert = "urn:xmpp:saslcert:1";
+local xmlns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+
+local store = module:open_store("client_certs");
+
+-- Error conditions, one per code. Codes come from the native library
+-- (certificate problems) or from this module (request and storage problems).
+local conditions = {
+	["malformed"] = { type = "modify", condition = "not-acceptable" };
+	["too-large"] = { type = "modify", condition = "policy-violation" };
+	["expired"] = { type = "modify", condition = "not-acceptable" };
+	["not-yet-valid"] = { type = "modify", condition = "not-acceptable" };
+	["no-xmpp-addr"] = { type = "modify", condition = "not-acceptable" };
+	["wrong-jid"] = { type = "modify", condition = "not-acceptable" };
+	["untrusted"] = { type = "modify", condition = "not-acceptable" };
+	["bad-key-usage"] = { type = "modify", condition = "not-acceptable" };
+	["bad-request"] = { type = "modify", condition = "bad-request" };
+	["too-many"] = { type = "cancel", condition = "policy-violation" };
+	["conflict"] = { type = "cancel", condition = "conflict" };
+	["item-not-found"] = { type = "cancel", condition = "item-not-found" };
+	["forbidden"] = { type = "auth", condition = "forbidden" };
+	["storage-failed"] = { type = "wait", condition = "internal-server-error" };
+};
+
+-- Builds a util.error object for one of the codes above.
+local function make_error(code, text)
+	local template = conditions[code] or conditions["storage-failed"];
+	return errors.new({ type = template.type, condition = template.condition, text = text }, { code = code });
+end
+
+local function now()
+	return os.time();
+end
+
+-- Records
+
+-- Parsed certificates of stored records, keyed by their x509cert text, so
+-- that a login does not parse the same record twice.
+local parsed_records = require "util.cache".new(1000);
+
+-- Parses a stored record's certificate. Records written by the community
+-- module hold x509cert as sent by the client (possibly with whitespace) and a
+-- PEM copy; both parse here.
+-- returns certificate userdata, or nil, code, message
+local function parse_record(record)
+	local text = record.x509cert or record.pem;
+	if type(text) ~= "string" then
+		return nil, "malformed", "record has no x509cert";
+	end
+	local cert = parsed_records:get(text);
+	if cert then return cert; end
+	local parsed, code, message = native.parse(text, math.max(max_size, native.default_max_size));
+	if parsed then
+		parsed_records:set(text, parsed);
+	end
+	return parsed, code, message;
+end
+
+-- Returns the SHA-256 fingerprint of a record, or nil when its certificate
+-- does not parse.
+local function record_fingerprint(record)
+	if type(record.fingerprint) == "string" then
+		return record.fingerprint;
+	end
+	-- COMPAT: the community module stored only a SHA-1 digest.
+	local cert = parse_record(record);
+	return cert and cert.fingerprint;
+end
+
+-- Loads one account's records.
+-- returns table of records keyed by name, or nil, error
+local function load_records(username)
+	local records, err = store:get(username);
+	if records == nil and err then
+		module:log("error", "Failed to load client certificates of %s@%s: %s", username, host, err);
+		return nil, make_error("storage-failed", "could not load certificates, try again later");
+	end
+	return records or {};
+end
+
+local function save_records(username, records)
+	if next(records) == nil then
+		records = nil;
+	end
+	local ok, err = store:set(username, records);
+	if not ok then
+		module:log("error", "Failed to save client certificates of %s@%s: %s", username, host, err);
+		return nil, make_error("storage-failed", "could not save certificates, try again later");
+	end
+	return true;
+end
+
+-- Finds the record of an account that holds the certificate with this
+-- fingerprint.
+-- returns record, or nil
+local function find_record(records, fingerprint)
+	for _, record in pairs(records) do
+		if record_fingerprint(record) == fingerprint then
+			return record;
+		end
+	end
+end
+
+-- Identity
+
+-- Returns the prepped id-on-xmppAddr values of a certificate, logging those
+-- that cannot name an account.
+-- returns array of { bare = string, full = string, resource = string? }
+local function certificate_jids(cert, log)
+	log = log or module._log;
+	local found = {};
+	for _, reason in ipairs(cert.skipped_xmpp_addrs) do
+		log("debug", "Ignoring an id-on-xmppAddr of certificate %s: %s", cert.fingerprint, reason);
+	end
+	for _, addr in ipairs(cert.xmpp_addrs) do
+		local prepped = jid.prep(addr);
+		if prepped and jid.node(prepped) then
+			local bare = jid.bare(prepped);
+			local _, _, resource = jid.split(prepped);
+			found[#found + 1] = { bare = bare, full = prepped, resource = resource };
+		else
+			log("debug", "Ignoring id-on-xmppAddr %q of certificate %s: not a valid user JID", addr, cert.fingerprint);
+		end
+	end
+	return found;
+end
+
+-- Returns the certificate's JIDs that belong to this host.
+local function local_jids(cert, log)
+	local found = {};
+	for _, entry in ipairs(certificate_jids(cert, log)) do
+		if jid.host(entry.bare) == host then
+			found[#found + 1] = entry;
+		end
+	end
+	return found;
+end
+
+-- Checks that a certificate may be registered on username@host.
+-- returns true, or nil, code, message
+local function check_identity(cert, username)
+	local account = username .. "@" .. host;
+	local jids = certificate_jids(cert);
+	for _, entry in ipairs(jids) do
+		if entry.bare == account then
+			return true;
+		end
+	end
+	if #jids > 0 then
+		local names = {};
+		for i, entry in ipairs(jids) do names[i] = entry.full; end
+		return nil, "wrong-jid", ("certificate names %s in id-on-xmppAddr, not %s")
+			:format(table.concat(names, ", "), account);
+	end
+	if require_xmpp_addr then
+		return nil, "no-xmpp-addr", ("certificate has no usable id-on-xmppAddr;"
+			.. " add an otherName 1.3.6.1.5.5.7.8.5 with the UTF8String %s"):format(account);
+	end
+	return true;
+end
+
+-- Runs every policy check that does not depend on stored data.
+-- returns true, or nil, code, message
+local function check_policy(cert, at)
+	local ok, code, message = cert:check_validity(at);
+	if not ok then return nil, code, message; end
+
+	ok, code, message = cert:check_client_usage();
+	if not ok then return nil, code, message; end
+
+	if trust_anchors then
+		ok, code, message = trust_anchors:verify(cert, at);
+		if not ok then return nil, code, message; end
+	end
+	return true;
+end
+
+-- Sessions
+
+-- Returns the full sessions of an account on this host.
+local function user_sessions(username)
+	local host_session = prosody.hosts[host];
+	local user = host_session and host_session.sessions and host_session.sessions[username];
+	return user and user.sessions or {};
+end
+
+-- Returns the resources of sessions logged in with the given certificate.
+local function sessions_using(username, fingerprint)
+	local found = {};
+	for resource, session in pairs(user_sessions(username)) do
+		if session.client_certs_fingerprint == fingerprint then
+			found[#found + 1] = resource;
+		end
+	end
+	table.sort(found);
+	return found;
+end
+
+-- Management actions, shared by the XEP-0257 handlers and ad-hoc commands.
+
+-- Checks whether a session may change the certificates of its account.
+local function check_may_manage(session)
+	if session and session.client_certs_no_management then
+		return nil, make_error("forbidden",
+			"this session logged in with a certificate that may not manage certificates");
+	end
+	return true;
+end
+
+-- Validates a certificate name from a request.
+local function check_name(name)
+	if not name or name == "" then
+		return nil, make_error("bad-request", "certificate name is missing or empty");
+	end
+	local length = utf8_length(name);
+	if not length then
+		return nil, make_error("bad-request", "certificate name is not valid UTF-8");
+	end
+	if length > max_name_length then
+		return nil, make_error("bad-request",
+			("certificate name is %d characters long, the limit is %d"):format(length, max_name_length));
+	end
+	return true;
+end
+
+-- Adds a certificate to an account.
+-- returns record, or nil, error
+local function add_certificate(username, name, x509cert, no_cert_management)
+	local ok, err = check_name(name);
+	if not ok then return nil, err; end
+	if not x509cert or x509cert:match("^%s*$") then
+		return nil, make_error("bad-request", "x509cert is missing or empty; send the certificate as base64 DER");
+	end
+
+	local cert, code, message = native.parse(x509cert, max_size);
+	if not cert then return nil, make_error(code, message); end
+
+	ok, code, message = check_policy(cert, now());
+	if not ok then return nil, make_error(code, message); end
+
+	ok, code, message = check_identity(cert, username);
+	if not ok then return nil, make_error(code, message); end
+
+	local records, load_err = load_records(username);
+	if not records then return nil, load_err; end
+
+	if records[name] then
+		return nil, make_error("conflict", ("a certificate named %q already exists; choose another name"):format(name));
+	end
+	local existing = find_record(records, cert.fingerprint);
+	if existing then
+		return nil, make_error("conflict",
+			("this certificate is already registered under the name %q"):format(existing.name or "?"));
+	end
+	local count = 0;
+	for _ in pairs(records) do count = count + 1; end
+	if count >= max_per_user then
+		return nil, make_error("too-many",
+			("an account may hold at most %d certificates; disable one first"):format(max_per_user));
+	end
+
+	local record = {
+		name = name;
+		x509cert = cert.base64;
+		fingerprint = cert.fingerprint;
+		no_cert_management = no_cert_management and true or false;
+		not_before = cert.not_before;
+		not_after = cert.not_after;
+		added = now();
+	};
+	records[name] = record;
+	local saved, save_err = save_records(username, records);
+	if not saved then return nil, save_err; end
+
+	module:log("info", "Certificate %q (SHA-256 %s) added to %s@%s", name, cert.fingerprint, username, host);
+	return record;
+end
+
+-- Lists an account's certificates, sorted by name.
+-- returns array of { name, x509cert, fingerprint, no_cert_management, resources }, or nil, error
+local function list_certificates(username)
+	local records, err = load_records(username);
+	if not records then return nil, err; end
+	local list = {};
+	for name, record in pairs(records) do
+		local fingerprint = record_fingerprint(record);
+		list[#list + 1] = {
+			name = record.name or name;
+			x509cert = record.x509cert;
+			fingerprint = fingerprint;
+			no_cert_management = record.no_cert_management and true or false;
+			not_after = record.not_after;
+			resources = fingerprint and sessions_using(username, fingerprint) or {};
+		};
+	end
+	table.sort(list, function (a, b) return a.name < b.name; end);
+	return list;
+end
+
+-- Closes every stream of an account that logged in with a certificate.
+local function close_sessions_using(username, fingerprint)
+	local closed = 0;
+	-- Collect first: closing a session removes it from the table.
+	local targets = {};
+	for _, session in pairs(user_sessions(username)) do
+		if session.client_certs_fingerprint == fingerprint then
+			targets[#targets + 1] = session;
+		end
+	end
+	for _, session in ipairs(targets) do
+		session:close({ condition = "not-authorized", text = "The client certificate of this session was revoked" });
+		closed = closed + 1;
+	end
+	return closed;
+end
+
+-- Removes a certificate from an account; with revoke, also closes the
+-- streams logged in with it.
+-- returns record, or nil, error
+local function remove_certificate(username, name, revoke)
+	local ok, err = check_name(name);
+	if not ok then return nil, err; end
+
+	local records, load_err = load_records(username);
+	if not records then return nil, load_err; end
+
+	local record = records[name];
+	if not record then
+		return nil, make_error("item-not-found", ("no certificate named %q"):format(name));
+	end
+	records[name] = nil;
+	local saved, save_err = save_records(username, records);
+	if not saved then return nil, save_err; end
+
+	local fingerprint = record_fingerprint(record);
+	if revoke then
+		local closed = fingerprint and close_sessions_using(username, fingerprint) or 0;
+		module:log("info", "Certificate %q (SHA-256 %s) revoked on %s@%s, %d sessions closed",
+			name, fingerprint or "unknown", username, host, closed);
+	else
+		module:log("info", "Certificate %q (SHA-256 %s) disabled on %s@%s", name, fingerprint or "unknown", username, host);
+	end
+	return record;
+end
+
+module:depends("disco");
+module:add_feature(xmlns_saslcert);
+
+-- XEP-0257 handlers
+
+-- Management over an unencrypted stream would expose the certificate list and
+-- let a network attacker add a credential, so it requires TLS.
+local function check_session(session)
+	if not session.secure then
+		return nil, make_error("forbidden", "certificate management requires an encrypted connection");
+	end
+	return true;
+end
+
+module:hook("iq-get/self/" .. xmlns_saslcert .. ":items", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	local ok, err = check_session(origin);
+	if not ok then
+		origin.send(st.error_reply(stanza, err));
+		return true;
+	end
+
+	local list, list_err = list_certificates(origin.username);
+	if not list then
+		origin.send(st.error_reply(stanza, list_err));
+		return true;
+	end
+
+	local reply = st.reply(stanza):tag("items", { xmlns = xmlns_saslcert });
+	for _, item in ipairs(list) do
+		reply:tag("item")
+			:text_tag("name", item.name)
+			:text_tag("x509cert", item.x509cert or "");
+		if #item.resources > 0 then
+			reply:tag("users");
+			for _, resource in ipairs(item.resources) do
+				reply:text_tag("resource", resource);
+			end
+			reply:up();
+		end
+		reply:up();
+	end
+	origin.send(reply);
+	return true;
+end);
+
+module:hook("iq-set/self/" .. xmlns_saslcert .. ":append", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	local ok, err = check_session(origin);
+	if ok then ok, err = check_may_manage(origin); end
+	if not ok then
+		origin.send(st.error_reply(stanza, err));
+		return true;
+	end
+
+	local append = stanza.tags[1];
+	local name = append:get_child_text("name");
+	local x509cert = append:get_child_text("x509cert");
+	local no_cert_management = append:get_child("no-cert-management") ~= nil;
+
+	local record, add_err = add_certificate(origin.username, name, x509cert, no_cert_management);
+	if not record then
+		origin.log("debug", "Rejected certificate %q: %s", name, add_err.text);
+		origin.send(st.error_reply(stanza, add_err));
+		return true;
+	end
+	origin.send(st.reply(stanza));
+	return true;
+end);
+
+local function handle_remove(event)
+	local origin, stanza = event.origin, event.stanza;
+	local ok, err = check_session(origin);
+	if ok then ok, err = check_may_manage(origin); end
+	if not ok then
+		origin.send(st.error_reply(stanza, err));
+		return true;
+	end
+
+	local action = stanza.tags[1];
+	local name = action:get_child_text("name");
+	local record, remove_err = remove_certificate(origin.username, name, action.name == "revoke");
+	if not record then
+		origin.send(st.error_reply(stanza, remove_err));
+		return true;
+	end
+	origin.send(st.reply(stanza));
+	return true;
+end
+
+module:hook("iq-set/self/" .. xmlns_saslcert .. ":disable", handle_remove);
+module:hook("iq-set/self/" .. xmlns_saslcert .. ":revoke", handle_remove);
+
+-- SASL EXTERNAL
+
+-- Returns the certificate the client presented in TLS, parsed once per
+-- connection, or nil when there is none.
+local function peer_certificate(session)
+	if session.client_certs_peer ~= nil then
+		return session.client_certs_peer or nil;
+	end
+	local log = session.log or module._log;
+	local conn = session.conn;
+	local sock = conn and conn.socket and conn:socket();
+	local x509;
+	if conn and conn.ssl_peercertificate then
+		x509 = conn:ssl_peercertificate();
+	elseif sock and sock.getpeercertificate then
+		x509 = sock:getpeercertificate();
+	end
+	if not x509 then
+		session.client_certs_peer = false;
+		return nil;
+	end
+
+	local cert, code, message = native.parse(x509:pem(), math.max(max_size, native.default_max_size));
+	if not cert then
+		log("warn", "Client certificate could not be parsed (%s): %s", code, message);
+		session.client_certs_peer = false;
+		return nil;
+	end
+	log("debug", "Client presented certificate %s", cert.fingerprint);
+	session.client_certs_peer = cert;
+	return cert;
+end
+
+-- Finds the account that may log in with a certificate, given the authzid
+-- the client sent (empty when it sent none).
+-- returns username, record, resource; or nil, sasl condition, reason for the log
+local function resolve_account(cert, authzid)
+	local candidates = local_jids(cert);
+	local username, resource;
+
+	if authzid == "" then
+		-- XEP-0178 section 2: without an authzid the server derives the
+		-- account from the certificate, which needs exactly one JID of
+		-- this host.
+		if #candidates > 1 then
+			return nil, "invalid-authzid", "certificate names several accounts of this host and no authzid was sent";
+		elseif #candidates == 0 then
+			return nil, "not-authorized", "certificate names no account of this host";
+		end
+		username, resource = jid.node(candidates[1].bare), candidates[1].resource;
+	else
+		local prepped = jid.prep(authzid);
+		if not prepped then
+			return nil, "invalid-authzid", ("authzid %q is not a valid JID"):format(authzid);
+		end
+		local node, authz_host = jid.split(prepped);
+		if not node or authz_host ~= host then
+			return nil, "invalid-authzid", ("authzid %q is not an account of this host"):format(authzid);
+		end
+		username = node;
+		local named = #candidates == 0;
+		for _, entry in ipairs(candidates) do
+			if entry.bare == node .. "@" .. host then
+				named, resource = true, entry.resource;
+				break;
+			end
+		end
+		if not named and require_xmpp_addr then
+			return nil, "not-authorized", ("certificate does not name %s@%s"):format(node, host);
+		end
+	end
+
+	local records = load_records(username);
+	local record = records and find_record(records, cert.fingerprint);
+	if not record then
+		return nil, "not-authorized", ("certificate is not registered on %s@%s"):format(username, host);
+	end
+	return username, record, resource;
+end
+
+-- Decides a SASL EXTERNAL attempt.
+-- returns username, or nil, sasl condition, reason for the log
+local function decide_external(session, authzid)
+	local cert = peer_certificate(session);
+	if not cert then
+		return nil, "not-authorized", "no client certificate was presented";
+	end
+
+	local username, record, resource = resolve_account(cert, authzid);
+	if not username then
+		return nil, record, resource;
+	end
+
+	local ok, code, message = check_policy(cert, now());
+	if not ok then
+		local condition = (code == "expired") and "credentials-expired" or "not-authorized";
+		return nil, condition, message;
+	end
+
+	if not usermanager.user_exists(username, host) then
+		return nil, "not-authorized", ("account %s@%s does not exist"):format(username, host);
+	end
+	if usermanager.user_is_enabled and not usermanager.user_is_enabled(username, host) then
+		return nil, "account-disabled", ("account %s@%s is disabled"):format(username, host);
+	end
+
+	session.client_certs_pending = {
+		username = username;
+		name = record.name;
+		fingerprint = cert.fingerprint;
+		no_cert_management = record.no_cert_management and true or false;
+		resource = resource;
+	};
+	return username;
+end
+
+-- Replaces the session's SASL handler with one that also offers EXTERNAL.
+--
+-- Core's EXTERNAL mechanism (util.sasl.external) has two gaps: an <auth/>
+-- without initial response reaches it as nil, where RFC 6120 section 6.4.2
+-- requires an empty challenge, and its credentials-expired branch returns an
+-- invalid status. The wrapper's process() handles EXTERNAL itself and leaves
+-- every other mechanism to the original handler.
+local function add_external(session, handler)
+	local mechanisms = {};
+	for mechanism in pairs(handler.mechs or {}) do
+		mechanisms[mechanism] = true;
+	end
+	mechanisms["EXTERNAL"] = true;
+
+	local profile = setmetatable({
+		mechanisms = mechanisms;
+		external = function (authzid)
+			local username, condition = decide_external(session, authzid or "");
+			if username then return username, true; end
+			return nil, condition;
+		end;
+	}, { __index = handler.profile });
+
+	local wrapped = setmetatable({}, { __index = handler });
+	wrapped.profile = profile;
+	wrapped.mechs = mechanisms;
+	wrapped.selected = nil;
+
+	function wrapped:process(message)
+		if self.selected ~= "EXTERNAL" then
+			return handler.process(self, message);
+		end
+		if message == nil and not self.client_certs_challenged then
+			self.client_certs_challenged = true;
+			return "challenge", "";
+		end
+		local username, condition, reason = decide_external(session, message or "");
+		if not username then
+			local cert = peer_certificate(session);
+			(session.log or module._log)("info", "Certificate login from %s with certificate %s failed: %s",
+				session.ip or "unknown address", cert and cert.fingerprint:sub(1, 16) or "(none)", reason);
+			return "failure", condition;
+		end
+		self.username = username;
+		return "success";
+	end
+
+	wrapped.clean_clone = function ()
+		return add_external(session, handler:clean_clone());
+	end
+
+	return wrapped;
+end
+
+-- Returns whether a session may be offered EXTERNAL: it presented a
+-- certificate that is registered on this host and valid now.
+local function may_offer_external(session)
+	local cert = peer_certificate(session);
+	if not cert then return false; end
+	local log = session.log or module._log;
+
+	local ok, _, message = check_policy(cert, now());
+	if not ok then
+		log("debug", "Not offering EXTERNAL for certificate %s: %s", cert.fingerprint, message);
+		return false;
+	end
+
+	for _, entry in ipairs(local_jids(cert, log)) do
+		local records = load_records(jid.node(entry.bare));
+		if records and find_record(records, cert.fingerprint) then
+			return true;
+		end
+	end
+	log("debug", "Not offering EXTERNAL: certificate %s is not registered on this host", cert.fingerprint);
+	return false;
+end
+
+-- Runs after mod_saslauth (priority 0) has created the session's SASL handler
+-- and listed its mechanisms, so that EXTERNAL is added to both.
+module:hook("stream-features", function (event)
+	local session, features = event.origin, event.features;
+	if session.type ~= "c2s_unauthed" or not session.secure or not session.sasl_handler then
+		return;
+	end
+	if not may_offer_external(session) then
+		return;
+	end
+
+	local mechanisms = features:get_child("mechanisms", xmlns_sasl);
+	if not mechanisms then
+		return;
+	end
+	session.sasl_handler = add_external(session, session.sasl_handler);
+	mechanisms:text_tag("mechanism", "EXTERNAL");
+	(session.log or module._log)("debug", "Offering SASL EXTERNAL");
+end, -1);
+
+-- Runs before mod_saslauth's <auth/> handler (priority 0). That handler
+-- starts over with a handler from the auth provider, without EXTERNAL, when
+-- the previous attempt selected a mechanism or ended in a base64 error, so
+-- this one puts a fresh handler with EXTERNAL in place first.
+module:hook("stanza/" .. xmlns_sasl .. ":auth", function (event)
+	local session = event.origin;
+	if session.type ~= "c2s_unauthed" or event.stanza.attr.mechanism ~= "EXTERNAL" then
+		return;
+	end
+	local handler = session.sasl_handler;
+	if handler and not handler.selected and handler.mechs and handler.mechs["EXTERNAL"] then
+		return;
+	end
+	if may_offer_external(session) then
+		session.sasl_handler = add_external(session, usermanager.get_sasl_handler(host, session));
+	end
+end, 1);
+
+module:hook("authentication-success", function (event)
+	local session = event.session;
+	local pending = session.client_certs_pending;
+	session.client_certs_pending = nil;
+	if not pending or pending.username ~= session.username then
+		return;
+	end
+	session.client_certs_fingerprint = pending.fingerprint;
+	session.client_certs_name = pending.name;
+	session.client_certs_no_management = pending.no_cert_management;
+	session.client_certs_resource = pending.resource;
+	(session.log or module._log)("info", "%s@%s logged in from %s with certificate %q (SHA-256 %s)",
+		session.username, host, session.ip or "unknown address", pending.name, pending.fingerprint);
+end);
+
+module:hook("authentication-failure", function (event)
+	event.session.client_certs_pending = nil;
+end);
+
+-- A certificate whose id-on-xmppAddr is a full JID may only bind that
+-- resource (XEP-0257 section 3).
+module:hook("pre-resource-bind", function (event)
+	local resource = event.session.client_certs_resource;
+	if resource then
+		event.resource = resource;
+	end
+end);
