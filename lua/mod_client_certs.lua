@@ -63,6 +63,47 @@ if trusted_cas_path then
 	module:log("info", "Client certificates must be issued by one of %d CAs from %s", anchors.count, trusted_cas_path);
 end
 
+-- Checks that a TLS option lets clients present certificates, and logs a
+-- warning naming what is missing. Without verify "peer", OpenSSL never asks
+-- for a client certificate; Prosody 13 also needs verifyext lsec_continue,
+-- or the handshake of a self-signed certificate fails before this module
+-- sees it (Prosody 0.12 has these verifyext values by default).
+local function check_tls_option(option)
+	local ssl_config = module:get_option(option);
+	local verify = type(ssl_config) == "table" and ssl_config.verify or nil;
+	local has_peer = verify == "peer";
+	if type(verify) == "table" then
+		for _, flag in ipairs(verify) do
+			if flag == "peer" then has_peer = true; end
+		end
+	end
+	if not has_peer then
+		module:log("warn", "%s has no verify = { \"peer\", \"client_once\" }: clients cannot present"
+			.. " certificates, so SASL EXTERNAL is never offered", option);
+	end
+
+	local major = tonumber((prosody.version or ""):match("^(%d+)%."));
+	if major and major >= 13 then
+		local verifyext = type(ssl_config) == "table" and ssl_config.verifyext or nil;
+		local has_continue = verifyext == "lsec_continue";
+		if type(verifyext) == "table" then
+			for _, flag in ipairs(verifyext) do
+				if flag == "lsec_continue" then has_continue = true; end
+			end
+		end
+		if not has_continue then
+			module:log("warn", "%s has no verifyext = { \"lsec_continue\", \"lsec_ignore_purpose\" }:"
+				.. " TLS handshakes with self-signed client certificates will fail", option);
+		end
+	end
+end
+
+check_tls_option("c2s_ssl");
+local direct_tls_ports = module:get_option_array("c2s_direct_tls_ports", {});
+if #direct_tls_ports > 0 then
+	check_tls_option("c2s_direct_tls_ssl");
+end
+
 -- Longest certificate name accepted, in characters.
 local max_name_length = 1023;
 
@@ -762,3 +803,49 @@ module:hook("pre-resource-bind", function (event)
 		event.resource = resource;
 	end
 end);
+
+-- XEP-0077 from a certificate session
+
+local xmlns_register = "jabber:iq:register";
+
+-- Returns the XEP-0077 password change form that asks for the old
+-- password, which a session logged in with a certificate cannot know.
+local function password_change_form()
+	return st.stanza("x", { xmlns = "jabber:x:data", type = "form" })
+		:text_tag("title", "Password Change")
+		:text_tag("instructions", "Use this form to change your password.")
+		:tag("field", { type = "hidden", var = "FORM_TYPE" })
+			:text_tag("value", "jabber:iq:register:changepassword"):up()
+		:tag("field", { type = "text-single", var = "username", label = "Username" })
+			:tag("required"):up():up()
+		:tag("field", { type = "text-private", var = "old_password", label = "Old Password" })
+			:tag("required"):up():up()
+		:tag("field", { type = "text-private", var = "password", label = "New Password" })
+			:tag("required"):up():up();
+end
+
+-- XEP-0257 section 4: a session that logged in with a certificate proved
+-- possession of a key, not of the password, so it may neither change the
+-- password nor remove the account. Prosody fires iq/self/ before
+-- iq-set/self/, and mod_register_ibr answers on iq/self/, so this runs on
+-- iq/self/ above its default priority of 0.
+module:hook("iq/self/" .. xmlns_register .. ":query", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	if stanza.attr.type ~= "set" or not origin.client_certs_fingerprint then
+		return;
+	end
+	local query = stanza.tags[1];
+	local action = query:get_child("remove") and "account removal" or "password change";
+	origin.log("info", "Refused %s for %s@%s: session logged in with certificate %q",
+		action, origin.username, host, origin.client_certs_name);
+	-- XEP-0077 places the form before the <error/> element.
+	local reply = st.reply(stanza);
+	reply.attr.type = "error";
+	reply:tag("query", { xmlns = xmlns_register }):add_child(password_change_form()):up();
+	reply:tag("error", { type = "modify" })
+		:tag("not-authorized", { xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" }):up()
+		:text_tag("text", ("%s needs the password; log in with the password to do this"):format(action),
+			{ xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" });
+	origin.send(reply);
+	return true;
+end, 10);

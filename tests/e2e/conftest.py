@@ -91,6 +91,7 @@ def prosody_factory(request, tmp_path, module_build, server_cert) -> Callable[..
 
     Each server gets alice and bob registered. Every server created is
     stopped at teardown, and its log is added to the report of a failed test.
+    Teardown fails the test when a server logged a line at level error.
     """
     servers: List[ProsodyServer] = []
     request.node.prosody_servers = servers
@@ -114,6 +115,12 @@ def prosody_factory(request, tmp_path, module_build, server_cert) -> Callable[..
 
     for server in servers:
         server.stop()
+
+    # An error-level log line, such as a Lua traceback in a hook, fails the
+    # test even when the client saw the expected replies.
+    logged_errors = [line for server in servers for line in server.log_errors()]
+    if logged_errors:
+        pytest.fail("Prosody logged errors:\n" + "\n".join(logged_errors), pytrace=False)
 
 
 @pytest.fixture
