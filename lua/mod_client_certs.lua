@@ -36,6 +36,8 @@ local max_per_user = module:get_option_number("client_certs_max_per_user", 20);
 local max_size = module:get_option_number("client_certs_max_size", native.default_max_size);
 local require_xmpp_addr = module:get_option_boolean("client_certs_require_xmpp_addr", true);
 local trusted_cas_path = module:get_option_path("client_certs_trusted_cas", nil, "config");
+local index_path = module:get_option_path("client_certs_index_path", "client_certs.sqlite", "data");
+local remove_expired_after = module:get_option_number("client_certs_remove_expired_after", nil);
 
 if max_per_user < 1 or max_per_user % 1 ~= 0 then
 	module:log("error", "client_certs_max_per_user must be a positive whole number, got %s; using 20", max_per_user);
@@ -45,6 +47,11 @@ if max_size < 512 or max_size % 1 ~= 0 then
 	module:log("error", "client_certs_max_size must be a whole number of bytes of at least 512, got %s; using %d",
 		max_size, native.default_max_size);
 	max_size = native.default_max_size;
+end
+
+if remove_expired_after ~= nil and (remove_expired_after < 0 or remove_expired_after % 1 ~= 0) then
+	error(("client_certs_remove_expired_after must be a whole number of seconds (0 or more), got %s")
+		:format(remove_expired_after));
 end
 
 local trust_anchors;
@@ -210,6 +217,92 @@ local function find_record(records, fingerprint)
 	end
 end
 
+-- Fingerprint index
+
+local index;
+
+-- Calls a method of the index, logging a failure. The index is a cache of
+-- storage, so a failure never stops the caller.
+-- returns the method's result, or nil
+local function index_call(method, ...)
+	if not index then return nil; end
+	local result, code, message = index[method](index, ...);
+	if result == nil and code then
+		module:log("error", "Fingerprint index %s (%s) failed: %s", index_path, method, message);
+	end
+	return result;
+end
+
+-- Returns the index row of a record, for put() and rebuild().
+local function index_row(username, record, cert)
+	return {
+		username = username;
+		name = record.name;
+		fingerprint = cert.fingerprint;
+		not_after = record.not_after or cert.not_after;
+	};
+end
+
+-- Refills this host's rows from storage.
+-- returns number of rows, or nil
+local function rebuild_index()
+	local started = os.clock();
+	local rows = {};
+	if not store.users then
+		module:log("error", "Cannot rebuild the fingerprint index: this storage backend cannot list accounts");
+		return nil;
+	end
+	for username in store:users() do
+		local records = store:get(username) or {};
+		for _, record in pairs(records) do
+			local cert = parse_record(record);
+			if cert then
+				rows[#rows + 1] = index_row(username, record, cert);
+			end
+		end
+	end
+	local count = index_call("rebuild", host, rows, now());
+	if count then
+		module:log("info", "Rebuilt the fingerprint index of %s from storage: %d certificates in %.2f s",
+			host, count, os.clock() - started);
+	end
+	return count;
+end
+
+-- Opens the process-wide index and rebuilds this host's rows if they are
+-- missing.
+local function open_index()
+	local handle, state, message = native.open_index(index_path);
+	if not handle then
+		module:log("error", "Cannot open the fingerprint index %s: %s; certificates without an id-on-xmppAddr"
+			.. " cannot log in until it opens (check the folder's permissions, then reload the module)",
+			index_path, message);
+		return;
+	end
+	if state == "recreated" then
+		module:log("warn", "Fingerprint index %s was corrupt or of another version and was recreated", index_path);
+	end
+	index = handle;
+	if not index_call("is_built", host) then
+		rebuild_index();
+	end
+end
+
+-- Returns the account that the index says holds a certificate, after
+-- confirming it against storage.
+-- returns username, record; or nil
+local function indexed_owner(fingerprint)
+	local row = index_call("lookup", host, fingerprint);
+	if not row then return nil; end
+	local records = load_records(row.username);
+	local record = records and find_record(records, fingerprint);
+	if not record then
+		module:log("debug", "Fingerprint index row for %s on %s is stale", fingerprint, row.username);
+		return nil;
+	end
+	return row.username, record;
+end
+
 -- Identity
 
 -- Returns the prepped id-on-xmppAddr values of a certificate, logging those
@@ -361,6 +454,10 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 		return nil, make_error("conflict",
 			("this certificate is already registered under the name %q"):format(existing.name or "?"));
 	end
+	local owner = indexed_owner(cert.fingerprint);
+	if owner and owner ~= username then
+		return nil, make_error("conflict", "this certificate is already registered on another account");
+	end
 	local count = 0;
 	for _ in pairs(records) do count = count + 1; end
 	if count >= max_per_user then
@@ -381,6 +478,7 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 	local saved, save_err = save_records(username, records);
 	if not saved then return nil, save_err; end
 
+	index_call("put", host, index_row(username, record, cert));
 	module:log("info", "Certificate %q (SHA-256 %s) added to %s@%s", name, cert.fingerprint, username, host);
 	return record;
 end
@@ -442,6 +540,9 @@ local function remove_certificate(username, name, revoke)
 	if not saved then return nil, save_err; end
 
 	local fingerprint = record_fingerprint(record);
+	if fingerprint then
+		index_call("remove", host, fingerprint);
+	end
 	if revoke then
 		local closed = fingerprint and close_sessions_using(username, fingerprint) or 0;
 		module:log("info", "Certificate %q (SHA-256 %s) revoked on %s@%s, %d sessions closed",
@@ -592,7 +693,11 @@ local function resolve_account(cert, authzid)
 		if #candidates > 1 then
 			return nil, "invalid-authzid", "certificate names several accounts of this host and no authzid was sent";
 		elseif #candidates == 0 then
-			return nil, "not-authorized", "certificate names no account of this host";
+			local owner, record = indexed_owner(cert.fingerprint);
+			if not owner then
+				return nil, "not-authorized", "certificate names no account of this host and is not registered";
+			end
+			return owner, record, nil;
 		end
 		username, resource = jid.node(candidates[1].bare), candidates[1].resource;
 	else
@@ -728,11 +833,15 @@ local function may_offer_external(session)
 		return false;
 	end
 
-	for _, entry in ipairs(local_jids(cert, log)) do
+	local jids = local_jids(cert, log);
+	for _, entry in ipairs(jids) do
 		local records = load_records(jid.node(entry.bare));
 		if records and find_record(records, cert.fingerprint) then
 			return true;
 		end
+	end
+	if #jids == 0 and indexed_owner(cert.fingerprint) then
+		return true;
 	end
 	log("debug", "Not offering EXTERNAL: certificate %s is not registered on this host", cert.fingerprint);
 	return false;
@@ -787,6 +896,7 @@ module:hook("authentication-success", function (event)
 	session.client_certs_name = pending.name;
 	session.client_certs_no_management = pending.no_cert_management;
 	session.client_certs_resource = pending.resource;
+	index_call("record_login", host, pending.fingerprint, now());
 	(session.log or module._log)("info", "%s@%s logged in from %s with certificate %q (SHA-256 %s)",
 		session.username, host, session.ip or "unknown address", pending.name, pending.fingerprint);
 end);
@@ -794,6 +904,36 @@ end);
 module:hook("authentication-failure", function (event)
 	event.session.client_certs_pending = nil;
 end);
+
+module:hook("user-deleted", function (event)
+	if event.host == nil or event.host == host then
+		index_call("remove_user", host, event.username);
+	end
+end);
+
+-- Expiry
+
+-- Deletes certificates whose notAfter is more than remove_expired_after
+-- seconds in the past, from storage and index.
+-- returns seconds until the next run
+local function remove_expired()
+	local cutoff = now() - remove_expired_after;
+	local rows = index_call("expired", host, cutoff, 1000) or {};
+	for _, row in ipairs(rows) do
+		local records = load_records(row.username);
+		local record = records and find_record(records, row.fingerprint);
+		local cert = record and parse_record(record);
+		if cert and cert.not_after < cutoff then
+			remove_certificate(row.username, record.name, false);
+			module:log("info", "Deleted certificate %q of %s@%s: notAfter %s is older than %d seconds",
+				record.name, row.username, host, os.date("!%Y-%m-%dT%H:%M:%SZ", cert.not_after), remove_expired_after);
+		else
+			index_call("remove", host, row.fingerprint);
+		end
+	end
+	-- A full batch may mean more are waiting.
+	return #rows >= 1000 and 1 or 3600;
+end
 
 -- A certificate whose id-on-xmppAddr is a full JID may only bind that
 -- resource (XEP-0257 section 3).
@@ -849,3 +989,8 @@ module:hook("iq/self/" .. xmlns_register .. ":query", function (event)
 	origin.send(reply);
 	return true;
 end, 10);
+
+open_index();
+if remove_expired_after then
+	module:add_timer(1, remove_expired);
+end

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod error;
 pub mod fingerprint;
 pub mod identity;
+pub mod index;
 pub mod oid;
 pub mod policy;
 pub mod trust;

@@ -13,6 +13,7 @@ use mlua::{
 
 use crate::certificate::{Certificate, DEFAULT_MAX_SIZE};
 use crate::error::Error;
+use crate::index::{self, Entry, OpenState, SharedIndex};
 use crate::trust::TrustAnchors;
 
 /// Runs `f`, turning a Rust panic into a Lua error so that no panic unwinds
@@ -102,6 +103,168 @@ impl UserData for TrustAnchors {
     }
 }
 
+/// Lua handle on the shared fingerprint index.
+struct IndexHandle(SharedIndex);
+
+fn entry_to_table(lua: &Lua, entry: &Entry) -> LuaResult<Table> {
+    let table = lua.create_table()?;
+    table.set("username", entry.username.as_str())?;
+    table.set("name", entry.name.as_str())?;
+    table.set("fingerprint", entry.fingerprint.as_str())?;
+    table.set("not_after", entry.not_after)?;
+    table.set("last_login", entry.last_login)?;
+    table.set("login_count", entry.login_count)?;
+    Ok(table)
+}
+
+fn table_to_entry(table: &Table) -> LuaResult<Entry> {
+    Ok(Entry {
+        username: table.get("username")?,
+        name: table.get("name")?,
+        fingerprint: table.get("fingerprint")?,
+        not_after: table.get("not_after")?,
+        last_login: None,
+        login_count: 0,
+    })
+}
+
+impl UserData for IndexHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("is_built", |lua, handle, host: String| {
+            guarded("is_built", || {
+                outcome(
+                    lua,
+                    index::lock(&handle.0).and_then(|ix| ix.is_built(&host)),
+                )
+            })
+        });
+        methods.add_method(
+            "rebuild",
+            |lua, handle, (host, rows, now): (String, Table, i64)| {
+                let entries = rows
+                    .sequence_values::<Table>()
+                    .map(|row| row.and_then(|row| table_to_entry(&row)))
+                    .collect::<LuaResult<Vec<_>>>()?;
+                guarded("rebuild", || {
+                    outcome(
+                        lua,
+                        index::lock(&handle.0)
+                            .and_then(|mut ix| ix.rebuild(&host, &entries, now))
+                            .map(|()| entries.len()),
+                    )
+                })
+            },
+        );
+        methods.add_method("put", |lua, handle, (host, row): (String, Table)| {
+            let entry = table_to_entry(&row)?;
+            guarded("put", || {
+                outcome(
+                    lua,
+                    index::lock(&handle.0)
+                        .and_then(|ix| ix.put(&host, &entry))
+                        .map(|()| true),
+                )
+            })
+        });
+        methods.add_method(
+            "remove",
+            |lua, handle, (host, fingerprint): (String, String)| {
+                guarded("remove", || {
+                    outcome(
+                        lua,
+                        index::lock(&handle.0)
+                            .and_then(|ix| ix.remove(&host, &fingerprint))
+                            .map(|()| true),
+                    )
+                })
+            },
+        );
+        methods.add_method(
+            "remove_user",
+            |lua, handle, (host, username): (String, String)| {
+                guarded("remove_user", || {
+                    outcome(
+                        lua,
+                        index::lock(&handle.0).and_then(|ix| ix.remove_user(&host, &username)),
+                    )
+                })
+            },
+        );
+        methods.add_method(
+            "lookup",
+            |lua, handle, (host, fingerprint): (String, String)| {
+                guarded("lookup", || {
+                    let found =
+                        index::lock(&handle.0).and_then(|ix| ix.lookup(&host, &fingerprint));
+                    match found {
+                        Ok(Some(entry)) => Ok(MultiValue::from_vec(vec![Value::Table(
+                            entry_to_table(lua, &entry)?,
+                        )])),
+                        Ok(None) => Ok(MultiValue::new()),
+                        Err(err) => outcome::<bool>(lua, Err(err)),
+                    }
+                })
+            },
+        );
+        methods.add_method(
+            "record_login",
+            |lua, handle, (host, fingerprint, now): (String, String, i64)| {
+                guarded("record_login", || {
+                    outcome(
+                        lua,
+                        index::lock(&handle.0)
+                            .and_then(|ix| ix.record_login(&host, &fingerprint, now))
+                            .map(|()| true),
+                    )
+                })
+            },
+        );
+        methods.add_method(
+            "expired",
+            |lua, handle, (host, before, limit): (String, i64, Option<usize>)| {
+                guarded("expired", || {
+                    let rows = index::lock(&handle.0)
+                        .and_then(|ix| ix.expired(&host, before, limit.unwrap_or(1000)));
+                    match rows {
+                        Ok(rows) => {
+                            let list = lua.create_table()?;
+                            for entry in &rows {
+                                list.push(entry_to_table(lua, entry)?)?;
+                            }
+                            Ok(MultiValue::from_vec(vec![Value::Table(list)]))
+                        }
+                        Err(err) => outcome::<bool>(lua, Err(err)),
+                    }
+                })
+            },
+        );
+        methods.add_method("count", |lua, handle, host: String| {
+            guarded("count", || {
+                outcome(lua, index::lock(&handle.0).and_then(|ix| ix.count(&host)))
+            })
+        });
+    }
+}
+
+/// `open_index(path)`: index handle and its state ("existing", "created" or
+/// "recreated"), or nil, code, message.
+fn open_index(lua: &Lua, path: String) -> LuaResult<MultiValue> {
+    guarded("open_index", || match index::open_shared(&path) {
+        Ok((shared, state)) => {
+            let state = match state {
+                OpenState::Existing => "existing",
+                OpenState::Created => "created",
+                OpenState::Recreated => "recreated",
+            };
+            Ok(MultiValue::from_vec(vec![
+                Value::UserData(lua.create_userdata(IndexHandle(shared))?),
+                Value::String(lua.create_string(state)?),
+            ]))
+        }
+        Err(err) => outcome::<bool>(lua, Err(err)),
+    })
+}
+
 /// `parse(input [, max_size])`: certificate userdata, or nil, code, message.
 fn parse(lua: &Lua, (input, max_size): (LuaString, Option<i64>)) -> LuaResult<MultiValue> {
     let limit = size_limit(max_size)?;
@@ -126,6 +289,7 @@ pub fn exports(lua: &Lua) -> LuaResult<Table> {
         "load_trust_anchors",
         lua.create_function(load_trust_anchors)?,
     )?;
+    exports.set("open_index", lua.create_function(open_index)?)?;
     exports.set("default_max_size", DEFAULT_MAX_SIZE)?;
     exports.set("version", env!("CARGO_PKG_VERSION"))?;
     Ok(exports)
