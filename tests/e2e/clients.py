@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import socket
 import ssl
 import time
@@ -33,15 +32,9 @@ NS_CLIENT = "jabber:client"
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-NS_STREAMS_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
-NS_SASLCERT = "urn:xmpp:saslcert:1"
-NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 
 DEFAULT_TIMEOUT = 10.0
 SCENARIO_TIMEOUT = 90.0
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

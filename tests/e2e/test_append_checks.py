@@ -54,7 +54,7 @@ def test_append_eku_error_names_key_usage(prosody, make_cert):
 
     reply, _items = append_and_list(prosody.address, "server-only", cert.b64)
 
-    # The error text tells the user that the extended key usage is the problem.
+    # The error text names the extended key usage as the cause.
     assert not reply.ok, reply.xml
     assert reply.text is not None, reply.xml
     assert "usage" in reply.text.lower(), reply.xml
