@@ -14,10 +14,13 @@ BUSTED ?= busted
 # lua53, lua54 or luajit.
 LUA_FEATURE ?= lua54
 
+# Prosody 13 from bookworm-backports, unpacked beside the system's 0.12.
+PROSODY13_DIR ?= .cache/prosody13
+
 OUT := build/mod_client_certs
 LIB := target/release/libclient_certs.so
 
-.PHONY: all build install test test-rust test-lua test-e2e demo clean
+.PHONY: all build install test test-rust test-lua test-e2e test-e2e-0.12 test-e2e-13 demo clean
 
 all: build
 
@@ -46,8 +49,19 @@ test-rust:
 test-lua: build
 	$(LUA) /usr/bin/busted --lua=$(LUA) spec
 
-test-e2e: build
-	$(PYTHON) -m pytest -q tests/e2e
+test-e2e: test-e2e-0.12 test-e2e-13
+
+test-e2e-0.12: build
+	PROSODY_BIN=/usr/bin/prosody PROSODYCTL_BIN=/usr/bin/prosodyctl EXPECT_PROSODY_VERSION=0.12 \
+		$(PYTHON) -m pytest -q tests/e2e
+
+test-e2e-13: build $(PROSODY13_DIR)/bin/prosody
+	PROSODY_BIN=$(abspath $(PROSODY13_DIR))/bin/prosody \
+		PROSODYCTL_BIN=$(abspath $(PROSODY13_DIR))/bin/prosodyctl EXPECT_PROSODY_VERSION=13. \
+		$(PYTHON) -m pytest -q tests/e2e
+
+$(PROSODY13_DIR)/bin/prosody:
+	bash tests/e2e/prosody13.sh $(PROSODY13_DIR)
 
 demo: build
 	$(PYTHON) tests/e2e/demo.py
