@@ -20,7 +20,7 @@ PROSODY13_DIR ?= .cache/prosody13
 OUT := build/mod_client_certs
 LIB := target/release/libclient_certs.so
 
-.PHONY: all build install test test-rust test-lua test-e2e test-e2e-0.12 test-e2e-13 demo clean
+.PHONY: deps all build install test test-rust test-lua test-lua-versions test-e2e test-e2e-0.12 test-e2e-13 demo clean
 
 all: build
 
@@ -41,13 +41,37 @@ install: build
 	mkdir -p $(MODULES_DIR)/mod_client_certs
 	cp $(OUT)/mod_client_certs.lua $(OUT)/client_certs.so $(MODULES_DIR)/mod_client_certs/
 
-test: test-rust test-lua test-e2e
+# Installs the Debian packages the tests need, unless they are all present.
+deps:
+	@if ! bash scripts/install-deps.sh --check; then \
+		echo "Installing test dependencies (needs root)"; \
+		bash scripts/install-deps.sh; \
+	fi
+
+test: deps
+	$(MAKE) test-rust test-lua test-lua-versions test-e2e
 
 test-rust:
 	$(CARGO) test
 
 test-lua: build
 	$(LUA) /usr/bin/busted --lua=$(LUA) spec
+
+# Builds the native library for every other Lua the crate supports and runs
+# the native API spec on each (feature:interpreter pairs).
+LUA_VARIANTS := lua51:lua5.1 lua52:lua5.2 lua53:lua5.3 luajit:luajit
+
+test-lua-versions:
+	@for variant in $(LUA_VARIANTS); do \
+		feature=$${variant%%:*}; interpreter=$${variant#*:}; \
+		echo "== native API spec on $$interpreter (cargo feature $$feature)"; \
+		$(CARGO) build --quiet --release --no-default-features --features $$feature \
+			--target-dir target/variants || exit 1; \
+		mkdir -p build/$$feature; \
+		cp target/variants/release/libclient_certs.so build/$$feature/client_certs.so; \
+		CLIENT_CERTS_LIB_DIR=build/$$feature $$interpreter /usr/bin/busted --lua=$$interpreter \
+			spec/native_spec.lua || exit 1; \
+	done
 
 test-e2e: test-e2e-0.12 test-e2e-13
 
@@ -63,7 +87,7 @@ test-e2e-13: build $(PROSODY13_DIR)/bin/prosody
 $(PROSODY13_DIR)/bin/prosody:
 	bash tests/e2e/prosody13.sh $(PROSODY13_DIR)
 
-demo: build
+demo: deps build
 	$(PYTHON) tests/e2e/demo.py
 
 clean:

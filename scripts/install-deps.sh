@@ -9,6 +9,17 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 
+# With --check, only report (by exit status) whether everything is present.
+if [ "${1:-}" = "--check" ]; then
+	for tool in cargo make gcc openssl prosody prosodyctl lua5.4 lua5.1 lua5.2 lua5.3 luajit busted luacheck; do
+		command -v "$tool" >/dev/null || exit 1
+	done
+	/usr/bin/python3 -c 'import slixmpp, cryptography, pytest' 2>/dev/null || exit 1
+	dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1 || exit 1
+	case "$(apt-cache policy prosody 2>/dev/null)" in *bookworm-backports*) ;; *) exit 1 ;; esac
+	exit 0
+fi
+
 # Find the Debian mirror of the existing sources, in deb822 or one-line form.
 mirror=""
 if [ -f /etc/apt/sources.list.d/debian.sources ]; then
