@@ -15,7 +15,7 @@ if [ "${1:-}" = "--check" ]; then
 		command -v "$tool" >/dev/null || exit 1
 	done
 	/usr/bin/python3 -c 'import slixmpp, cryptography, pytest' 2>/dev/null || exit 1
-	dpkg -s lua-dbi-sqlite3 >/dev/null 2>&1 || exit 1
+	dpkg -s lua-dbi-sqlite3 lua-unbound >/dev/null 2>&1 || exit 1
 	case "$(apt-cache policy prosody 2>/dev/null)" in *bookworm-backports*) ;; *) exit 1 ;; esac
 	exit 0
 fi
@@ -47,7 +47,7 @@ fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	make gcc pkg-config ca-certificates openssl \
-	prosody lua5.4 lua-dbi-sqlite3 \
+	prosody lua5.4 lua-dbi-sqlite3 lua-unbound \
 	lua-busted lua5.1 lua5.2 lua5.3 luajit lua-check \
 	python3 python3-slixmpp python3-cryptography python3-pytest \
 	>/dev/null
