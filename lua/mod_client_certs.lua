@@ -9,7 +9,7 @@ local st = require "util.stanza";
 local jid = require "util.jid";
 local errors = require "util.error";
 local usermanager = require "core.usermanager";
-local utf8_length = require "util.encodings".utf8.length;
+local utf8_valid = require "util.encodings".utf8.valid;
 
 -- Loads client_certs.so from this module's folder, so that installing means
 -- copying one folder, and falls back to package.cpath.
@@ -409,6 +409,17 @@ local function check_may_manage(session)
 	return true;
 end
 
+-- Returns the number of characters of a UTF-8 string, or nil when it is not
+-- valid UTF-8. (util.encodings.utf8.length counts bytes.)
+local function utf8_length(text)
+	if not utf8_valid(text) then
+		return nil;
+	end
+	-- Every character has exactly one byte that is not a continuation byte.
+	local _, count = text:gsub("[^\128-\191]", "");
+	return count;
+end
+
 -- Validates a certificate name from a request.
 local function check_name(name)
 	if not name or name == "" then
@@ -654,29 +665,54 @@ local function peer_certificate(session)
 	if session.client_certs_peer ~= nil then
 		return session.client_certs_peer or nil;
 	end
+	session.client_certs_peer = false;
 	local log = session.log or module._log;
-	local conn = session.conn;
-	local sock = conn and conn.socket and conn:socket();
-	local x509;
-	if conn and conn.ssl_peercertificate then
-		x509 = conn:ssl_peercertificate();
-	elseif sock and sock.getpeercertificate then
-		x509 = sock:getpeercertificate();
-	end
-	if not x509 then
-		session.client_certs_peer = false;
+
+	-- A secure session without a TLS socket (BOSH or WebSocket behind a
+	-- proxy) has no certificate; LuaSec errors are treated the same way.
+	local got, pem = pcall(function ()
+		local conn = session.conn;
+		local sock = conn and conn.socket and conn:socket();
+		local x509;
+		if conn and conn.ssl_peercertificate then
+			x509 = conn:ssl_peercertificate();
+		elseif sock and sock.getpeercertificate then
+			x509 = sock:getpeercertificate();
+		end
+		return x509 and x509:pem();
+	end);
+	if not got then
+		log("debug", "Cannot read the client certificate: %s", pem);
+		return nil;
+	elseif not pem then
 		return nil;
 	end
 
-	local cert, code, message = native.parse(x509:pem(), math.max(max_size, native.default_max_size));
+	local cert, code, message = native.parse(pem, math.max(max_size, native.default_max_size));
 	if not cert then
 		log("warn", "Client certificate could not be parsed (%s): %s", code, message);
-		session.client_certs_peer = false;
 		return nil;
 	end
 	log("debug", "Client presented certificate %s", cert.fingerprint);
 	session.client_certs_peer = cert;
 	return cert;
+end
+
+-- Runs check_policy once per connection for the presented certificate. Only
+-- the validity period depends on the time, so it alone is checked each time.
+-- returns true, or nil, code, message
+local function check_peer_policy(session, cert)
+	local at = now();
+	local cached = session.client_certs_policy;
+	if not cached then
+		local ok, code, message = check_policy(cert, at);
+		cached = { ok = ok, code = code, message = message };
+		session.client_certs_policy = cached;
+	end
+	if not cached.ok then
+		return nil, cached.code, cached.message;
+	end
+	return cert:check_validity(at);
 end
 
 -- Finds the account that may log in with a certificate, given the authzid
@@ -743,7 +779,7 @@ local function decide_external(session, authzid)
 		return nil, record, resource;
 	end
 
-	local ok, code, message = check_policy(cert, now());
+	local ok, code, message = check_peer_policy(session, cert);
 	if not ok then
 		local condition = (code == "expired") and "credentials-expired" or "not-authorized";
 		return nil, condition, message;
@@ -827,7 +863,7 @@ local function may_offer_external(session)
 	if not cert then return false; end
 	local log = session.log or module._log;
 
-	local ok, _, message = check_policy(cert, now());
+	local ok, _, message = check_peer_policy(session, cert);
 	if not ok then
 		log("debug", "Not offering EXTERNAL for certificate %s: %s", cert.fingerprint, message);
 		return false;
