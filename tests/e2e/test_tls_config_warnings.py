@@ -1,0 +1,67 @@
+"""The module warns at load about TLS settings that block client certificates.
+
+Without verify "peer", OpenSSL never asks the client for a certificate, and
+Prosody 13 without verifyext lsec_continue ends the handshake of a
+self-signed client certificate. Each warning names the option to fix.
+"""
+
+import os
+
+from harness import pick_free_port
+
+PEER_WARNING = "has no verify = "
+VERIFYEXT_WARNING = "has no verifyext = "
+
+
+def is_prosody_13() -> bool:
+    return os.environ.get("EXPECT_PROSODY_VERSION", "").startswith("13")
+
+
+def module_warnings(server) -> list:
+    return [line for line in server.log_text().splitlines()
+            if ":client_certs\twarn\t" in line]
+
+
+def test_complete_tls_config_logs_no_warning(prosody):
+    # The harness config has both verify and verifyext.
+    warnings = module_warnings(prosody)
+
+    assert warnings == []
+
+
+def test_missing_verify_peer_is_named(prosody_factory):
+    # Start with a c2s_ssl that never requests a client certificate.
+    server = prosody_factory(extra_options={"c2s_ssl": {"verify": "none"}})
+    server.start()
+
+    warnings = module_warnings(server)
+
+    assert any("c2s_ssl " + PEER_WARNING in line for line in warnings), warnings
+
+
+def test_missing_verifyext_warned_on_13_only(prosody_factory):
+    # Start with verify set but without verifyext.
+    server = prosody_factory(extra_options={"c2s_ssl": {"verify": ["peer", "client_once"]}})
+    server.start()
+
+    warnings = module_warnings(server)
+
+    named = any("c2s_ssl " + VERIFYEXT_WARNING in line for line in warnings)
+    if is_prosody_13():
+        assert named, warnings
+    else:
+        # Prosody 0.12 sets these verifyext flags by default.
+        assert not named, warnings
+
+
+def test_direct_tls_settings_checked_when_ports_set(prosody_factory):
+    # Listen on a direct TLS port whose c2s_direct_tls_ssl lacks verify.
+    server = prosody_factory(extra_options={
+        "c2s_direct_tls_ports": [pick_free_port()],
+        "c2s_direct_tls_ssl": {"verify": "none"},
+    })
+    server.start()
+
+    warnings = module_warnings(server)
+
+    assert any("c2s_direct_tls_ssl " + PEER_WARNING in line for line in warnings), warnings
