@@ -8,7 +8,7 @@ use crate::decode;
 use crate::error::Error;
 use crate::fingerprint::sha256_hex;
 use crate::identity::{xmpp_addrs, XmppAddrs};
-use crate::policy;
+use crate::policy::{self, KeyUsageFacts, Purpose};
 
 /// Default for the largest DER certificate accepted, in bytes.
 pub const DEFAULT_MAX_SIZE: usize = 16 * 1024;
@@ -35,9 +35,8 @@ pub struct Certificate {
     pub issuer: String,
     /// id-on-xmppAddr values found in subjectAltName.
     pub xmpp_addrs: XmppAddrs,
-    /// Why keyUsage or extendedKeyUsage forbid client authentication, if
-    /// they do.
-    usage_problem: Option<String>,
+    /// keyUsage and extendedKeyUsage as read at parse time.
+    usage: KeyUsageFacts,
     /// OID of the first critical extension this library does not recognise.
     pub unknown_critical_extension: Option<String>,
 }
@@ -68,7 +67,7 @@ impl Certificate {
         let subject = cert.subject().to_string();
         let issuer = cert.issuer().to_string();
         let addrs = xmpp_addrs(&cert)?;
-        let usage_problem = policy::client_usage_problem(&cert)?;
+        let usage = KeyUsageFacts::read(&cert)?;
         let unknown_critical_extension = first_unknown_critical(&cert);
         drop(cert);
 
@@ -80,7 +79,7 @@ impl Certificate {
             subject,
             issuer,
             xmpp_addrs: addrs,
-            usage_problem,
+            usage,
             unknown_critical_extension,
         })
     }
@@ -109,11 +108,15 @@ impl Certificate {
     /// Checks that keyUsage and extendedKeyUsage, where present, allow TLS
     /// client authentication.
     pub fn check_client_usage(&self) -> Result<(), Error> {
-        match &self.usage_problem {
+        self.check_usage(Purpose::ClientAuth)
+    }
+
+    /// Checks that keyUsage and extendedKeyUsage, where present, allow
+    /// `purpose`.
+    pub fn check_usage(&self, purpose: Purpose) -> Result<(), Error> {
+        match self.usage.problem(purpose) {
             None => Ok(()),
-            Some(reason) => Err(Error::BadKeyUsage {
-                reason: reason.clone(),
-            }),
+            Some(reason) => Err(Error::BadKeyUsage { reason }),
         }
     }
 }

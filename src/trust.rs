@@ -10,7 +10,7 @@ use x509_parser::prelude::FromDer;
 
 use crate::certificate::Certificate;
 use crate::error::{format_time, Error};
-use crate::policy::check_validity;
+use crate::policy::{check_validity, Purpose};
 
 /// One CA certificate from the bundle, kept as DER and parsed on use.
 #[derive(Debug, Clone)]
@@ -93,12 +93,18 @@ impl TrustAnchors {
     /// The leaf's own validity period is not checked here; callers check it
     /// with [`Certificate::check_validity`].
     pub fn verify(&self, leaf: &Certificate, now: i64) -> Result<(), Error> {
+        self.verify_for(leaf, now, Purpose::ClientAuth)
+    }
+
+    /// Runs the checks of [`TrustAnchors::verify`] with the leaf's usage
+    /// checked for `purpose` instead of client authentication.
+    pub fn verify_for(&self, leaf: &Certificate, now: i64, purpose: Purpose) -> Result<(), Error> {
         let untrusted = |reason: String| Error::Untrusted { reason };
 
         if let Some(oid) = &leaf.unknown_critical_extension {
             return Err(untrusted(format!("unrecognised critical extension {oid}")));
         }
-        leaf.check_client_usage()?;
+        leaf.check_usage(purpose)?;
 
         let (_, parsed_leaf) = X509Certificate::from_der(leaf.der())
             .map_err(|err| untrusted(format!("invalid DER: {err}")))?;
