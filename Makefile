@@ -20,7 +20,7 @@ PROSODY13_DIR ?= .cache/prosody13
 OUT := build/mod_client_certs
 LIB := target/release/libclient_certs.so
 
-.PHONY: deps all build install test test-rust test-lua test-lua-versions test-e2e test-e2e-0.12 test-e2e-13 demo clean
+.PHONY: lint deps all build install test test-rust test-lua test-lua-versions test-e2e test-e2e-0.12 test-e2e-13 demo clean
 
 all: build
 
@@ -49,7 +49,13 @@ deps:
 	fi
 
 test: deps
-	$(MAKE) test-rust test-lua test-lua-versions test-e2e
+	$(MAKE) lint test-rust test-lua test-lua-versions test-e2e
+
+# Static checks: clippy (unwrap, expect and panic are denied outside tests)
+# and luacheck.
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	luacheck lua spec
 
 test-rust:
 	$(CARGO) test
