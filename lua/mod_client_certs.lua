@@ -665,6 +665,10 @@ local function peer_certificate(session)
 	if session.client_certs_peer ~= nil then
 		return session.client_certs_peer or nil;
 	end
+	-- Before STARTTLS there is no certificate yet; remember nothing.
+	if not session.secure then
+		return nil;
+	end
 	session.client_certs_peer = false;
 	local log = session.log or module._log;
 
@@ -909,7 +913,7 @@ end, -1);
 -- this one puts a fresh handler with EXTERNAL in place first.
 module:hook("stanza/" .. xmlns_sasl .. ":auth", function (event)
 	local session = event.origin;
-	if session.type ~= "c2s_unauthed" or event.stanza.attr.mechanism ~= "EXTERNAL" then
+	if session.type ~= "c2s_unauthed" or not session.secure or event.stanza.attr.mechanism ~= "EXTERNAL" then
 		return;
 	end
 	local handler = session.sasl_handler;
@@ -988,10 +992,18 @@ local adhoc_simple_form = require "util.adhoc".new_simple_form;
 
 local xmlns_adhoc_node = "urn:xmpp:saslcert:1#";
 
--- Returns the account and session of an ad-hoc request.
+-- Returns the account and session of an ad-hoc request, or nil and an error
+-- when the session may not manage certificates at all (see check_session).
 local function adhoc_requester(data)
 	local username = jid.split(data.from);
 	local session = prosody.full_sessions and prosody.full_sessions[data.from];
+	if not session then
+		return nil, make_error("forbidden", "certificate management requires a session on this server");
+	end
+	local ok, err = check_session(session);
+	if not ok then
+		return nil, err;
+	end
 	return username, session;
 end
 
@@ -1029,7 +1041,9 @@ local function describe_certificate(item)
 end
 
 local function adhoc_list(_, data)
-	local list, err = list_certificates((adhoc_requester(data)));
+	local username, requester_err = adhoc_requester(data);
+	if not username then return adhoc_failure(requester_err); end
+	local list, err = list_certificates(username);
 	if not list then return adhoc_failure(err); end
 	local lines = {};
 	for i, item in ipairs(list) do lines[i] = describe_certificate(item); end
@@ -1042,6 +1056,7 @@ local function adhoc_add(fields, form_err, data)
 		return { status = "completed", error = { message = "invalid form: check the name and certificate fields" } };
 	end
 	local username, session = adhoc_requester(data);
+	if not username then return adhoc_failure(session); end
 	local ok, err = check_may_manage(session);
 	if not ok then return adhoc_failure(err); end
 	local record, add_err = add_certificate(username, fields.name, fields.cert, not fields.manage);
@@ -1058,6 +1073,7 @@ local function adhoc_remover(action, revoke)
 			return { status = "canceled" };
 		end
 		local username, session = adhoc_requester(data);
+		if not username then return adhoc_failure(session); end
 		if not state then
 			local list, err = list_certificates(username);
 			if not list then return adhoc_failure(err); end
