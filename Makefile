@@ -24,7 +24,9 @@ LIB := target/release/libclient_certs.so
 
 all: build
 
-build: $(OUT)/mod_client_certs.lua $(OUT)/client_certs.so
+LUA_SOURCES := $(wildcard lua/*.lua)
+
+build: $(patsubst lua/%,$(OUT)/%,$(LUA_SOURCES)) $(OUT)/client_certs.so
 
 $(LIB): Cargo.toml $(wildcard src/*.rs)
 	$(CARGO) build --release --no-default-features --features $(LUA_FEATURE)
@@ -33,13 +35,13 @@ $(OUT)/client_certs.so: $(LIB)
 	mkdir -p $(OUT)
 	cp $(LIB) $@
 
-$(OUT)/mod_client_certs.lua: lua/mod_client_certs.lua
+$(OUT)/%.lua: lua/%.lua
 	mkdir -p $(OUT)
 	cp $< $@
 
 install: build
 	mkdir -p $(MODULES_DIR)/mod_client_certs
-	cp $(OUT)/mod_client_certs.lua $(OUT)/client_certs.so $(MODULES_DIR)/mod_client_certs/
+	cp $(OUT)/*.lua $(OUT)/client_certs.so $(MODULES_DIR)/mod_client_certs/
 
 # Installs the Debian packages the tests need, unless they are all present.
 deps:

@@ -278,10 +278,14 @@ local function load_module(options, seed, prosody_version)
 		loaded.shared[path] = loaded.shared[path] or {};
 		return loaded.shared[path];
 	end
-	-- Loads a library of a Prosody module, such as adhoc.lib.lua, into the
-	-- module's environment, as moduleapi's require() does.
+	-- Loads a library into the module's environment, as moduleapi's
+	-- require() does: first from this module's own folder (sasl.lib.lua),
+	-- then from Prosody's modules (adhoc/adhoc.lib.lua).
 	function module:require(lib)
-		local path = ("%s/%s/%s.lib.lua"):format(PROSODY_MODULES, lib, lib);
+		local path = ("lua/%s.lib.lua"):format(lib);
+		if not io.open(path) then
+			path = ("%s/%s/%s.lib.lua"):format(PROSODY_MODULES, lib, lib);
+		end
 		return assert(load(read_file(path), "@" .. path, "t", loaded.env))();
 	end
 
