@@ -68,6 +68,12 @@ def der_utf8string(text: str) -> bytes:
     return b"\x0c" + _der_length(len(value)) + value
 
 
+def der_ia5string(text: str) -> bytes:
+    """Encode ASCII text as a DER IA5String: tag 0x16, definite length, the bytes."""
+    value = text.encode("ascii")
+    return b"\x16" + _der_length(len(value)) + value
+
+
 def xmpp_addr_other_name(jid: str) -> x509.OtherName:
     """Build an id-on-xmppAddr subjectAltName entry for jid.
 
@@ -149,6 +155,7 @@ def make_client_cert(
     not_after: Optional[datetime.datetime] = None,
     extended_key_usage: Optional[Iterable[x509.ObjectIdentifier]] = None,
     common_name: Optional[str] = None,
+    xmpp_addr_values: Sequence[bytes] = (),
 ) -> CertFiles:
     """Write a self-signed client certificate and its key as `<name>.crt` and `<name>.key`.
 
@@ -176,8 +183,12 @@ def make_client_cert(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     )
-    if xmpp_addrs:
-        san = x509.SubjectAlternativeName([xmpp_addr_other_name(jid) for jid in xmpp_addrs])
+    # xmpp_addr_values are complete DER values (for example der_ia5string
+    # output) of further id-on-xmppAddr entries, written after xmpp_addrs.
+    other_names = [xmpp_addr_other_name(jid) for jid in xmpp_addrs]
+    other_names += [x509.OtherName(ID_ON_XMPPADDR, value) for value in xmpp_addr_values]
+    if other_names:
+        san = x509.SubjectAlternativeName(other_names)
         builder = builder.add_extension(san, critical=False)
     if extended_key_usage is not None:
         builder = builder.add_extension(
@@ -185,3 +196,113 @@ def make_client_cert(
 
     cert = builder.sign(key, _signature_hash(key))
     return _write_pair(folder, name, key, cert)
+
+
+@dataclass(frozen=True)
+class CertAuthority:
+    """An issuer for make_issued_cert: its files, private key and certificate."""
+
+    files: CertFiles
+    key: object
+    cert: x509.Certificate
+
+
+def make_ca(
+    folder: Path,
+    name: str,
+    issuer: Optional[CertAuthority] = None,
+    not_before: Optional[datetime.datetime] = None,
+    not_after: Optional[datetime.datetime] = None,
+    is_ca: bool = True,
+    key_cert_sign: bool = True,
+) -> CertAuthority:
+    """Write an ECDSA P-256 CA certificate and its key as `<name>.crt` and `<name>.key`.
+
+    Without issuer the certificate is self-signed (a root). is_ca sets
+    basicConstraints cA, and key_cert_sign the keyCertSign bit of keyUsage
+    (cRLSign is always set), so that tests can make issuers that are not
+    allowed to issue. The validity window defaults to one day ago until 365
+    days ahead.
+    """
+    key = generate_key("ec")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not_before is None:
+        not_before = now - datetime.timedelta(days=1)
+    if not_after is None:
+        not_after = now + datetime.timedelta(days=365)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name = issuer.cert.subject if issuer else subject
+    signing_key = issuer.key if issuer else key
+    key_usage = x509.KeyUsage(
+        digital_signature=False, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+        crl_sign=True, encipher_only=False, decipher_only=False)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        .add_extension(key_usage, critical=True)
+        .sign(signing_key, _signature_hash(signing_key))
+    )
+    return CertAuthority(files=_write_pair(folder, name, key, cert), key=key, cert=cert)
+
+
+def make_issued_cert(
+    folder: Path,
+    name: str,
+    issuer: CertAuthority,
+    xmpp_addrs: Sequence[str] = (),
+    extended_key_usage: Optional[Iterable[x509.ObjectIdentifier]] = None,
+) -> CertFiles:
+    """Write an ECDSA P-256 client certificate that issuer signed, and its key.
+
+    xmpp_addrs and extended_key_usage work as in make_client_cert. The
+    validity window is one day ago until 30 days ahead.
+    """
+    key = generate_key("ec")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if xmpp_addrs:
+        san = x509.SubjectAlternativeName([xmpp_addr_other_name(jid) for jid in xmpp_addrs])
+        builder = builder.add_extension(san, critical=False)
+    if extended_key_usage is not None:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False)
+    cert = builder.sign(issuer.key, _signature_hash(issuer.key))
+    return _write_pair(folder, name, key, cert)
+
+
+def with_tampered_signature(original: CertFiles, folder: Path, name: str) -> CertFiles:
+    """Write a copy of original whose last DER byte, part of the signature, is flipped.
+
+    The copy still parses, but its signature no longer verifies. The key
+    file is the original's.
+    """
+    der = original.der[:-1] + bytes([original.der[-1] ^ 0x01])
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path = folder / f"{name}.crt"
+    cert_path.write_bytes(x509.load_der_x509_certificate(der).public_bytes(
+        serialization.Encoding.PEM))
+    return CertFiles(name=name, cert_path=cert_path, key_path=original.key_path, der=der)
+
+
+def write_bundle(path: Path, authorities: Sequence[CertAuthority]) -> Path:
+    """Write the certificates of authorities into one PEM file, in order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(
+        authority.cert.public_bytes(serialization.Encoding.PEM) for authority in authorities))
+    return path

@@ -70,6 +70,27 @@ class IqOutcome:
     xml: str = ""
 
 
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+def stanza_error_condition(xml: str) -> Optional[str]:
+    """Return the defined condition of the <error/> in a stanza's XML, or None.
+
+    slixmpp 1.8 parses only the RFC 3920 conditions, so IqOutcome.condition
+    is empty for RFC 6120 additions such as policy-violation.
+    """
+    if not xml:
+        return None
+    error = ET.fromstring(xml).find("{*}error")
+    if error is None:
+        return None
+    for child in error:
+        namespace, _, name = child.tag[1:].partition("}")
+        if namespace == NS_STANZAS and name != "text":
+            return name
+    return None
+
+
 @dataclass
 class CertItem:
     """One <item/> of an XEP-0257 <items/> result."""
@@ -179,6 +200,18 @@ class Session:
         iq = self.xmpp.Iq()
         iq["type"] = "set"
         iq["sasl_cert_revoke"]["name"] = name
+        return await self._send_iq(iq, timeout)
+
+    async def send_iq_payload(self, iq_type: str, payload_xml: str,
+                              timeout: float = DEFAULT_TIMEOUT) -> IqOutcome:
+        """Send an IQ of iq_type to the account's server with payload_xml as its child.
+
+        IqOutcome.xml contains the whole reply, for checks on more than the
+        error condition.
+        """
+        iq = self.xmpp.Iq()
+        iq["type"] = iq_type
+        iq.append(ET.fromstring(payload_xml))
         return await self._send_iq(iq, timeout)
 
     async def disco_features(self, timeout: float = DEFAULT_TIMEOUT) -> Set[str]:
@@ -469,6 +502,12 @@ class RawClient:
         else:
             body = base64.b64encode(initial_response).decode("ascii")
         self.send(f"<auth xmlns='{NS_SASL}' mechanism={quoteattr(mechanism)}>{body}</auth>")
+        return self._sasl_outcome()
+
+    def auth_text(self, mechanism: str, body: str) -> SaslOutcome:
+        """Send <auth/> with body as its text content, unencoded, for malformed base64."""
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism={quoteattr(mechanism)}>"
+                  f"{escape(body)}</auth>")
         return self._sasl_outcome()
 
     def respond(self, response: bytes) -> SaslOutcome:

@@ -96,13 +96,14 @@ def prosody_factory(request, tmp_path, module_build, server_cert) -> Callable[..
     servers: List[ProsodyServer] = []
     request.node.prosody_servers = servers
 
-    def create(storage: str = "internal", extra_options=None) -> ProsodyServer:
+    def create(storage: str = "internal", extra_options=None,
+               extra_modules=()) -> ProsodyServer:
         server = ProsodyServer(
             folder=tmp_path / f"prosody-{len(servers)}",
             server_cert=server_cert.cert_path,
             server_key=server_cert.key_path,
             plugin_paths=[module_build],
-            modules=[*BASE_MODULES, "client_certs"],
+            modules=[*BASE_MODULES, "client_certs", *extra_modules],
             storage=storage,
             extra_options=extra_options or {},
         )

@@ -8,6 +8,7 @@ prosody or prosodyctl passes `--config` with the generated file.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
+
+from cryptography import x509
 
 from certs import CertFiles
 
@@ -109,6 +112,9 @@ class ProsodyServer:
     extra_options: dict = field(default_factory=dict)
     c2s_port: int = 0
     process: Optional[subprocess.Popen] = None
+    # c2s_require_encryption. Set here and not in extra_options, because
+    # Prosody fails to load a config that sets an option twice.
+    require_encryption: bool = True
     # Substrings of error-level log lines that a test expects, such as a
     # module load failure; log_errors() leaves those lines out.
     allowed_log_errors: Sequence[str] = ()
@@ -177,7 +183,7 @@ class ProsodyServer:
             f"plugin_paths = {lua_value([str(path) for path in self.plugin_paths])}",
             f"modules_enabled = {lua_value(list(self.modules))}",
             'authentication = "internal_hashed"',
-            "c2s_require_encryption = true",
+            f"c2s_require_encryption = {lua_value(self.require_encryption)}",
             "allow_registration = false",
             f"certificates = {lua_string(str(self.server_cert.parent))}",
             f"ssl = {lua_value(ssl)}",
@@ -301,7 +307,10 @@ class ProsodyServer:
                 f"--- stdout/stderr ({self.console_path}) ---\n{console_tail}")
 
     def log_errors(self) -> list:
-        """Return the log lines at level error, for checking that a test caused none."""
+        """Return the log lines at level error, except those in allowed_log_errors.
+
+        Tests use it to check that they caused no unexpected error.
+        """
         return [line for line in self.log_text().splitlines()
                 if "\terror\t" in line
                 and not any(allowed in line for allowed in self.allowed_log_errors)]
@@ -330,4 +339,39 @@ def write_legacy_record(server: ProsodyServer, user: str, name: str, cert: CertF
         f"\t\t[\"digest\"] = {lua_string(cert.sha1_hex)};\n"
         "\t};\n"
         "};\n")
+    return path
+
+
+def module_record(name: str, cert: CertFiles, no_cert_management: bool = False,
+                  added: Optional[int] = None) -> dict:
+    """Build a certificate record in the format mod_client_certs stores.
+
+    Times are seconds since the Unix epoch; added defaults to now.
+    """
+    parsed = x509.load_der_x509_certificate(cert.der)
+    utc = datetime.timezone.utc
+    return {
+        "name": name,
+        "x509cert": cert.b64,
+        "fingerprint": cert.sha256_hex,
+        "no_cert_management": no_cert_management,
+        "not_before": int(parsed.not_valid_before.replace(tzinfo=utc).timestamp()),
+        "not_after": int(parsed.not_valid_after.replace(tzinfo=utc).timestamp()),
+        "added": int(time.time()) if added is None else added,
+    }
+
+
+def write_store_records(data_path: Path, user: str, records: Sequence[dict]) -> Path:
+    """Write user's certificate store file in the internal storage format.
+
+    records are dicts from module_record(), keyed by their name in the file.
+    The file replaces any earlier one. As in write_legacy_record, host and
+    user names must need no escaping. Takes the data folder, not the server,
+    so that the benchmark can fill a folder before any server exists.
+    """
+    folder = data_path / HOST / "client_certs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{user}.dat"
+    table = {record["name"]: record for record in records}
+    path.write_text(f"return {lua_value(table)};\n")
     return path
