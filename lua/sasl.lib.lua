@@ -188,7 +188,7 @@ return function (core)
 			end;
 		}, { __index = handler.profile });
 
-		local wrapped = setmetatable({}, { __index = handler });
+		local wrapped = setmetatable({ client_certs_external = true }, { __index = handler });
 		wrapped.profile = profile;
 		wrapped.mechs = mechanisms;
 		wrapped.selected = nil;
@@ -262,26 +262,33 @@ return function (core)
 			return;
 		end
 		session.sasl_handler = add_external(session, session.sasl_handler);
+		-- An auth provider with its own EXTERNAL has listed it already.
+		for _, offered in ipairs(mechanisms.tags) do
+			if offered.name == "mechanism" and offered:get_text() == "EXTERNAL" then
+				return;
+			end
+		end
 		mechanisms:text_tag("mechanism", "EXTERNAL");
 		(session.log or module._log)("debug", "Offering SASL EXTERNAL");
 	end, -1);
 
-	-- Runs before mod_saslauth's <auth/> handler (priority 0). That handler
-	-- starts over with a handler from the auth provider, without EXTERNAL, when
-	-- the previous attempt selected a mechanism or ended in a base64 error, so
-	-- this one puts a fresh handler with EXTERNAL in place first.
+	-- Runs before mod_saslauth's <auth/> handler (priority 0), which would
+	-- answer invalid-mechanism to an EXTERNAL attempt that was not offered
+	-- (no certificate, or an expired, untrusted or unregistered one) or
+	-- start over with a handler without EXTERNAL. A handler with EXTERNAL
+	-- puts the attempt through decide_external instead, so the client gets
+	-- the condition that fits (credentials-expired for an expired
+	-- certificate) and authentication-failure reaches rate limiters.
 	module:hook("stanza/" .. xmlns_sasl .. ":auth", function (event)
 		local session = event.origin;
 		if session.type ~= "c2s_unauthed" or not session.secure or event.stanza.attr.mechanism ~= "EXTERNAL" then
 			return;
 		end
 		local handler = session.sasl_handler;
-		if handler and not handler.selected and handler.mechs and handler.mechs["EXTERNAL"] then
+		if handler and not handler.selected and handler.client_certs_external then
 			return;
 		end
-		if may_offer_external(session) then
-			session.sasl_handler = add_external(session, usermanager.get_sasl_handler(host, session));
-		end
+		session.sasl_handler = add_external(session, usermanager.get_sasl_handler(host, session));
 	end, 1);
 
 	module:hook("authentication-success", function (event)
