@@ -17,6 +17,13 @@ OUT_OF_WINDOW = {
     "not-yet-valid": dict(not_before=NOW + DAY, not_after=NOW + 30 * DAY),
 }
 
+# The SASL condition of an EXTERNAL attempt that is made anyway (RFC 6120
+# section 6.5): an expired credential has its own condition.
+EXPECTED_CONDITION = {
+    "expired": "credentials-expired",
+    "not-yet-valid": "not-authorized",
+}
+
 
 def offered_mechanisms(address, cert=None):
     """Return the SASL mechanisms offered after STARTTLS, presenting cert when given."""
@@ -39,9 +46,11 @@ def test_out_of_window_cert_no_external(prosody_factory, make_cert, case):
         mechanisms = raw.mechanisms()
         assert "EXTERNAL" not in mechanisms, mechanisms
 
-        # Forcing EXTERNAL anyway fails.
+        # Forcing EXTERNAL anyway fails with the condition of the cause.
         forced = raw.auth_external("")
         assert forced.kind == "failure", forced.xml
+        expected = EXPECTED_CONDITION[case]
+        assert forced.condition == expected, forced.xml
 
         # The password still works on the same stream.
         assert "PLAIN" in mechanisms, mechanisms
