@@ -20,7 +20,7 @@ PROSODY13_DIR ?= .cache/prosody13
 OUT := build/mod_client_certs
 LIB := target/release/libclient_certs.so
 
-.PHONY: lint deps all build install test test-rust test-lua test-lua-versions test-e2e test-e2e-0.12 test-e2e-13 demo clean
+.PHONY: bench lint deps all build install test test-rust test-lua test-lua-versions test-e2e test-e2e-0.12 test-e2e-13 demo clean
 
 all: build
 
@@ -94,6 +94,11 @@ test-e2e-13: build $(PROSODY13_DIR)/bin/prosody
 
 $(PROSODY13_DIR)/bin/prosody:
 	bash tests/e2e/prosody13.sh $(PROSODY13_DIR)
+
+# Prints timings of the native operations and of an index rebuild through
+# Prosody; see BENCHMARKS.md.
+bench: deps build
+	$(CARGO) bench --bench native
 
 demo: deps build
 	$(PYTHON) tests/e2e/demo.py
