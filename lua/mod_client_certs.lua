@@ -9,6 +9,7 @@ local st = require "util.stanza";
 local jid = require "util.jid";
 local errors = require "util.error";
 local utf8_valid = require "util.encodings".utf8.valid;
+local time_now = require "util.time".now;
 
 -- Loads client_certs.so from this module's folder, so that installing means
 -- copying one folder, and falls back to package.cpath.
@@ -50,20 +51,21 @@ end
 
 if remove_expired_after ~= nil and (remove_expired_after < 0 or remove_expired_after % 1 ~= 0) then
 	error(("client_certs_remove_expired_after must be a whole number of seconds (0 or more), got %s")
-		:format(remove_expired_after));
+		:format(remove_expired_after), 0);
 end
 
 local trust_anchors;
 if trusted_cas_path then
 	local file, open_err = io.open(trusted_cas_path, "rb");
 	if not file then
-		error(("client_certs_trusted_cas: cannot read %s: %s"):format(trusted_cas_path, open_err));
+		-- io.open's message already starts with the path.
+		error(("client_certs_trusted_cas: cannot read the CA bundle: %s"):format(open_err), 0);
 	end
 	local bundle = file:read("*a");
 	file:close();
 	local anchors, _, message = native.load_trust_anchors(bundle, trusted_cas_path);
 	if not anchors then
-		error("client_certs_trusted_cas: " .. message);
+		error("client_certs_trusted_cas: " .. message, 0);
 	end
 	trust_anchors = anchors;
 	module:log("info", "Client certificates must be issued by one of %d CAs from %s", anchors.count, trusted_cas_path);
@@ -231,38 +233,52 @@ local function index_call(method, ...)
 	return result;
 end
 
--- Returns the index row of a record, for put() and rebuild().
-local function index_row(username, record, cert)
-	return {
-		username = username;
-		name = record.name;
-		fingerprint = cert.fingerprint;
-		not_after = record.not_after or cert.not_after;
-	};
+-- Returns the index row of a record, for put() and rebuild(). Records
+-- written by this module carry fingerprint and notAfter; older ones are
+-- parsed.
+-- returns row, or nil when the record's certificate does not parse
+local function index_row(username, record)
+	local fingerprint, not_after = record.fingerprint, record.not_after;
+	if type(fingerprint) ~= "string" or type(not_after) ~= "number" then
+		local cert = parse_record(record);
+		if not cert then return nil; end
+		fingerprint, not_after = cert.fingerprint, cert.not_after;
+	end
+	return { username = username; name = record.name; fingerprint = fingerprint; not_after = not_after };
+end
+
+-- Calls visit(username, records) for every account with certificates.
+-- returns true, or nil when the storage backend cannot list accounts
+local function each_account(visit)
+	if not store.users then
+		module:log("error", "Storage backend of %s cannot list accounts; the fingerprint index cannot be rebuilt"
+			.. " and certificates cannot be checked across accounts", host);
+		return nil;
+	end
+	for username in store:users() do
+		local records = store:get(username);
+		if records then
+			visit(username, records);
+		end
+	end
+	return true;
 end
 
 -- Refills this host's rows from storage.
 -- returns number of rows, or nil
 local function rebuild_index()
-	local started = os.clock();
+	local started = time_now();
 	local rows = {};
-	if not store.users then
-		module:log("error", "Cannot rebuild the fingerprint index: this storage backend cannot list accounts");
-		return nil;
-	end
-	for username in store:users() do
-		local records = store:get(username) or {};
+	local listed = each_account(function (username, records)
 		for _, record in pairs(records) do
-			local cert = parse_record(record);
-			if cert then
-				rows[#rows + 1] = index_row(username, record, cert);
-			end
+			rows[#rows + 1] = index_row(username, record);
 		end
-	end
+	end);
+	if not listed then return nil; end
 	local count = index_call("rebuild", host, rows, now());
 	if count then
 		module:log("info", "Rebuilt the fingerprint index of %s from storage: %d certificates in %.2f s",
-			host, count, os.clock() - started);
+			host, count, time_now() - started);
 	end
 	return count;
 end
@@ -299,6 +315,23 @@ local function indexed_owner(fingerprint)
 		return nil;
 	end
 	return row.username, record;
+end
+
+-- Returns another account of this host that holds a certificate. Without
+-- an index, every account in storage is searched, which is slow but keeps
+-- a certificate on one account.
+-- returns username, or nil
+local function certificate_owner(fingerprint, except_username)
+	if index then
+		return (indexed_owner(fingerprint));
+	end
+	local owner;
+	each_account(function (username, records)
+		if not owner and username ~= except_username and find_record(records, fingerprint) then
+			owner = username;
+		end
+	end);
+	return owner;
 end
 
 -- Identity
@@ -463,7 +496,7 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 		return nil, make_error("conflict",
 			("this certificate is already registered under the name %q"):format(existing.name or "?"));
 	end
-	local owner = indexed_owner(cert.fingerprint);
+	local owner = certificate_owner(cert.fingerprint, username);
 	if owner and owner ~= username then
 		return nil, make_error("conflict", "this certificate is already registered on another account");
 	end
@@ -487,7 +520,7 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 	local saved, save_err = save_records(username, records);
 	if not saved then return nil, save_err; end
 
-	index_call("put", host, index_row(username, record, cert));
+	index_call("put", host, index_row(username, record));
 	module:log("info", "Certificate %q (SHA-256 %s) added to %s@%s", name, cert.fingerprint, username, host);
 	return record;
 end
@@ -668,7 +701,21 @@ end);
 -- returns seconds until the next run
 local function remove_expired()
 	local cutoff = now() - remove_expired_after;
-	local rows = index_call("expired", host, cutoff, 1000) or {};
+	local rows;
+	if index then
+		rows = index_call("expired", host, cutoff, 1000) or {};
+	else
+		-- Without an index, search storage; this is slower but runs hourly.
+		rows = {};
+		each_account(function (username, records)
+			for _, record in pairs(records) do
+				local row = index_row(username, record);
+				if row and row.not_after < cutoff and #rows < 1000 then
+					rows[#rows + 1] = row;
+				end
+			end
+		end);
+	end
 	for _, row in ipairs(rows) do
 		local records = load_records(row.username);
 		local record = records and find_record(records, row.fingerprint);

@@ -137,8 +137,13 @@ impl Index {
         // share a data folder during a restart; wait for their locks.
         conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(|e| index_error("set busy timeout", e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| index_error("enable WAL", e))?;
+        // A rollback journal, not WAL: every committed write is in the main
+        // file, so the integrity check on open sees the file as it is even
+        // when Prosody was killed, and no side file outlives a deleted index.
+        conn.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(|e| index_error("set journal mode", e))?;
+        // The index can be rebuilt from storage, so it trades durability of
+        // the last write on power loss for fewer fsyncs.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| index_error("set synchronous", e))?;
         Ok(())
