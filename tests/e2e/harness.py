@@ -346,7 +346,7 @@ def module_record(name: str, cert: CertFiles, no_cert_management: bool = False,
                   added: Optional[int] = None) -> dict:
     """Build a certificate record in the format mod_client_certs stores.
 
-    Times are seconds since the Unix epoch; added defaults to now.
+    Times are seconds since the Unix epoch. added defaults to now.
     """
     parsed = x509.load_der_x509_certificate(cert.der)
     utc = datetime.timezone.utc
