@@ -264,22 +264,45 @@ local function each_account(visit)
 	return true;
 end
 
--- Refills this host's rows from storage.
+-- Rows sent to the index at once during a rebuild. Small batches keep the
+-- Lua heap small, which matters because the garbage collector's work grows
+-- with it: holding all rows made a rebuild of 100,000 certificates about
+-- twice as slow.
+local rebuild_batch_size = 1000;
+
+-- Refills this host's rows from storage, in one index transaction.
 -- returns number of rows, or nil
 local function rebuild_index()
 	local started = time_now();
-	local rows = {};
-	local listed = each_account(function (username, records)
+	if not index_call("begin_rebuild", host) then
+		return nil;
+	end
+
+	local batch, count, failed = {}, 0, false;
+	local function flush()
+		if #batch > 0 and not failed then
+			failed = not index_call("add_rows", host, batch);
+			count = count + #batch;
+		end
+		batch = {};
+	end
+	local read, listed = pcall(each_account, function (username, records)
 		for _, record in pairs(records) do
-			rows[#rows + 1] = index_row(username, record);
+			batch[#batch + 1] = index_row(username, record);
+			if #batch >= rebuild_batch_size then flush(); end
 		end
 	end);
-	if not listed then return nil; end
-	local count = index_call("rebuild", host, rows, now());
-	if count then
-		module:log("info", "Rebuilt the fingerprint index of %s from storage: %d certificates in %.2f s",
-			host, count, time_now() - started);
+	flush();
+
+	if not read or not listed or failed or not index_call("finish_rebuild", host, now()) then
+		index:abort_rebuild();
+		if not read then
+			module:log("error", "Rebuilding the fingerprint index of %s failed while reading storage: %s", host, listed);
+		end
+		return nil;
 	end
+	module:log("info", "Rebuilt the fingerprint index of %s from storage: %d certificates in %.2f s",
+		host, count, time_now() - started);
 	return count;
 end
 

@@ -161,37 +161,78 @@ impl Index {
     /// Replaces every row of `host` with `entries` in one transaction and
     /// marks the host as built at `now`.
     pub fn rebuild(&mut self, host: &str, entries: &[Entry], now: i64) -> Result<(), Error> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| index_error("begin rebuild", e))?;
-        tx.execute("DELETE FROM certs WHERE host = ?1", [host])
-            .map_err(|e| index_error("clear host", e))?;
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO certs (host, fingerprint, username, name, not_after)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(|e| index_error("prepare insert", e))?;
-            for entry in entries {
-                insert
-                    .execute(params![
-                        host,
-                        entry.fingerprint,
-                        entry.username,
-                        entry.name,
-                        entry.not_after
-                    ])
-                    .map_err(|e| index_error("insert", e))?;
-            }
+        self.begin_rebuild(host)?;
+        let filled = self
+            .add_rows(host, entries)
+            .and_then(|()| self.finish_rebuild(host, now));
+        if filled.is_err() {
+            self.abort_rebuild();
         }
-        tx.execute(
-            "INSERT OR REPLACE INTO hosts (host, built_at) VALUES (?1, ?2)",
-            params![host, now],
-        )
-        .map_err(|e| index_error("mark host built", e))?;
-        tx.commit().map_err(|e| index_error("commit rebuild", e))
+        filled
+    }
+
+    /// Starts a rebuild of `host`: opens a transaction and deletes the
+    /// host's rows. The caller adds rows with [`Index::add_rows`] in batches,
+    /// so that it never holds every row in memory, and ends with
+    /// [`Index::finish_rebuild`] or [`Index::abort_rebuild`].
+    pub fn begin_rebuild(&self, host: &str) -> Result<(), Error> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| index_error("begin rebuild", e))?;
+        let cleared = self
+            .conn
+            .execute("DELETE FROM certs WHERE host = ?1", [host])
+            .map_err(|e| index_error("clear host", e));
+        if let Err(err) = cleared {
+            self.abort_rebuild();
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Adds rows to the rebuild that [`Index::begin_rebuild`] started.
+    pub fn add_rows(&self, host: &str, entries: &[Entry]) -> Result<(), Error> {
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO certs (host, fingerprint, username, name, not_after)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(|e| index_error("prepare insert", e))?;
+        for entry in entries {
+            insert
+                .execute(params![
+                    host,
+                    entry.fingerprint,
+                    entry.username,
+                    entry.name,
+                    entry.not_after
+                ])
+                .map_err(|e| index_error("insert", e))?;
+        }
+        Ok(())
+    }
+
+    /// Marks `host` as built at `now` and commits the rebuild.
+    pub fn finish_rebuild(&self, host: &str, now: i64) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO hosts (host, built_at) VALUES (?1, ?2)",
+                params![host, now],
+            )
+            .map_err(|e| index_error("mark host built", e))?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| index_error("commit rebuild", e))
+    }
+
+    /// Rolls back a rebuild that failed, leaving the host unbuilt so that the
+    /// next load tries again. Does nothing when no rebuild is open.
+    pub fn abort_rebuild(&self) {
+        if !self.conn.is_autocommit() {
+            // A failed rollback leaves nothing more to undo here.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// Inserts or replaces the row of one certificate, keeping its usage

@@ -138,23 +138,51 @@ impl UserData for IndexHandle {
                 )
             })
         });
+        methods.add_method("begin_rebuild", |lua, handle, host: String| {
+            guarded("begin_rebuild", || {
+                outcome(
+                    lua,
+                    index::lock(&handle.0)
+                        .and_then(|ix| ix.begin_rebuild(&host))
+                        .map(|()| true),
+                )
+            })
+        });
+        methods.add_method("add_rows", |lua, handle, (host, rows): (String, Table)| {
+            let entries = rows
+                .sequence_values::<Table>()
+                .map(|row| row.and_then(|row| table_to_entry(&row)))
+                .collect::<LuaResult<Vec<_>>>()?;
+            guarded("add_rows", || {
+                outcome(
+                    lua,
+                    index::lock(&handle.0)
+                        .and_then(|ix| ix.add_rows(&host, &entries))
+                        .map(|()| entries.len()),
+                )
+            })
+        });
         methods.add_method(
-            "rebuild",
-            |lua, handle, (host, rows, now): (String, Table, i64)| {
-                let entries = rows
-                    .sequence_values::<Table>()
-                    .map(|row| row.and_then(|row| table_to_entry(&row)))
-                    .collect::<LuaResult<Vec<_>>>()?;
-                guarded("rebuild", || {
+            "finish_rebuild",
+            |lua, handle, (host, now): (String, i64)| {
+                guarded("finish_rebuild", || {
                     outcome(
                         lua,
                         index::lock(&handle.0)
-                            .and_then(|mut ix| ix.rebuild(&host, &entries, now))
-                            .map(|()| entries.len()),
+                            .and_then(|ix| ix.finish_rebuild(&host, now))
+                            .map(|()| true),
                     )
                 })
             },
         );
+        methods.add_method("abort_rebuild", |_, handle, ()| {
+            guarded("abort_rebuild", || {
+                if let Ok(ix) = index::lock(&handle.0) {
+                    ix.abort_rebuild();
+                }
+                Ok(())
+            })
+        });
         methods.add_method("put", |lua, handle, (host, row): (String, Table)| {
             let entry = table_to_entry(&row)?;
             guarded("put", || {
