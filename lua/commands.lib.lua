@@ -4,8 +4,9 @@
 -- handlers in mod_client_certs.lua.
 
 local jid = require "util.jid";
+local usermanager = require "core.usermanager";
 
--- Sets up the commands. core holds the shared functions and settings of
+-- Sets up the commands. core contains the shared functions and settings of
 -- mod_client_certs.lua.
 return function (core)
 	local host, make_error = core.host, core.make_error;
@@ -145,14 +146,21 @@ return function (core)
 		list = function (shell, username)
 			local list, err = list_certificates(username);
 			if not list then return nil, err.text; end
+			if #list > 0 then
+				shell.session.print("name, SHA-256 fingerprint, notAfter, resources logged in with it");
+			end
 			for _, item in ipairs(list) do
 				shell.session.print(describe_certificate(item));
 			end
 			return true, ("%d certificates"):format(#list);
 		end;
 		add = function (_, username, name, path)
-			local file, open_err = io.open(path or "", "rb");
-			if not file then return nil, ("cannot read %s: %s"):format(tostring(path), open_err); end
+			if not usermanager.user_exists(username, host) then
+				return nil, ("account %s@%s does not exist; create it first"):format(username, host);
+			end
+			-- io.open's message already starts with the path.
+			local file, open_err = io.open(path, "rb");
+			if not file then return nil, ("cannot read the certificate file: %s"):format(open_err); end
 			local text = file:read("*a");
 			file:close();
 			local record, err = add_certificate(username, name, text, false);
@@ -187,8 +195,25 @@ return function (core)
 		return username;
 	end
 
+	-- Returns a usage line when an argument is missing.
+	local function check_arguments(action, ...)
+		local names = shell_help[action][2];
+		local given = select("#", ...);
+		for i = 1, #names do
+			local value = i <= given and select(i, ...) or nil;
+			if type(value) ~= "string" or value == "" then
+				local quoted = {};
+				for j, arg_name in ipairs(names) do quoted[j] = ("%q"):format(arg_name); end
+				return ("missing argument %s; usage: client_certs:%s(%s)"):format(names[i], action,
+					table.concat(quoted, ", "));
+			end
+		end
+	end
+
 	local function shell_handler(action)
 		return function (shell, user_jid, ...)
+			local usage = check_arguments(action, user_jid, ...);
+			if usage then return nil, usage; end
 			local username, err = shell_account(user_jid);
 			if not username then return nil, err; end
 			return shell_actions[action](shell, username, ...);
@@ -229,7 +254,9 @@ return function (core)
 		shell_env.client_certs = shell_env.client_certs or {};
 		for action in pairs(shell_help) do
 			shell_env.client_certs[action] = function (shell, user_jid, ...)
-				local handlers = handlers_by_host[jid.host(user_jid or "") or ""];
+				local usage = check_arguments(action, user_jid, ...);
+				if usage then return nil, usage; end
+				local handlers = handlers_by_host[jid.host(user_jid) or ""];
 				if not handlers then
 					return nil, ("mod_client_certs is not loaded on the host of %s"):format(tostring(user_jid));
 				end

@@ -527,7 +527,8 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 	for _ in pairs(records) do count = count + 1; end
 	if count >= max_per_user then
 		return nil, make_error("too-many",
-			("an account may hold at most %d certificates; disable one first"):format(max_per_user));
+			("this account holds %d certificates and the maximum is %d; disable or revoke one first")
+				:format(count, max_per_user));
 	end
 
 	local record = {

@@ -9,7 +9,7 @@ local usermanager = require "core.usermanager";
 
 local xmlns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
 
--- Sets up the hooks. core holds the shared functions and settings of
+-- Sets up the hooks. core contains the shared functions and settings of
 -- mod_client_certs.lua.
 return function (core)
 	local native, host, now = core.native, core.host, core.now;

@@ -883,7 +883,7 @@ describe("mod_client_certs", function ()
 			local error_type, condition, text = error_of(reply);
 			assert.equal("cancel", error_type);
 			assert.equal("policy-violation", condition);
-			assert.matches("at most 1 certificates", text, 1, true);
+			assert.matches("holds 1 certificates and the maximum is 1", text, 1, true);
 			assert.equal(1, count_keys(loaded.data.alice));
 		end);
 

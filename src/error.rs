@@ -87,7 +87,7 @@ impl fmt::Display for Error {
         match self {
             Error::Malformed { reason } => write!(
                 f,
-                "invalid certificate: {reason}; send one X.509 certificate as base64 DER"
+                "invalid certificate: {reason}; expected one X.509 certificate as DER, PEM or base64 DER"
             ),
             Error::TooLarge { size, limit } => write!(
                 f,
