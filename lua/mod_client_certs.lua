@@ -194,9 +194,29 @@ local function load_records(username)
 	return records or {};
 end
 
+-- COMPAT: adds this module's fields to a record written by the community
+-- module. Its name, x509cert, pem, digest and no_cert_management stay as
+-- they are, so that the community module can still read the record.
+local function upgrade_record(record)
+	if type(record.fingerprint) == "string" then
+		return;
+	end
+	local cert = parse_record(record);
+	if not cert then
+		return;
+	end
+	record.fingerprint = cert.fingerprint;
+	record.not_before = cert.not_before;
+	record.not_after = cert.not_after;
+end
+
 local function save_records(username, records)
 	if next(records) == nil then
 		records = nil;
+	else
+		for _, record in pairs(records) do
+			upgrade_record(record);
+		end
 	end
 	local ok, err = store:set(username, records);
 	if not ok then

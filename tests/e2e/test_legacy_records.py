@@ -1,6 +1,6 @@
 """Read certificate records written by the community mod_client_certs."""
 
-from clients import login_cert, login_password, run_async
+from clients import append_with_password, login_cert, login_password, run_async
 from harness import ALICE, ALICE_JID, ALICE_PASSWORD, write_legacy_record
 
 
@@ -34,3 +34,25 @@ def test_legacy_record_lists_and_logs_in(prosody_factory, make_cert):
     assert items[0].x509cert == cert.b64
     assert cert_login.success, f"{cert_login.failure_condition}: {cert_login.failure_text}"
     assert cert_login.bound_jid.split("/", 1)[0] == ALICE_JID
+
+
+def test_legacy_record_upgraded_on_next_write(prosody_factory, make_cert):
+    old_cert = make_cert("old-laptop")
+    new_cert = make_cert("new-phone")
+    server = prosody_factory()
+
+    # Write the community module's record file before Prosody starts.
+    record = write_legacy_record(server, ALICE, "old-laptop", old_cert)
+    server.start()
+
+    # Appending another certificate rewrites the account's records.
+    appended = run_async(append_with_password(
+        server.address, ALICE_JID, ALICE_PASSWORD, "new-phone", new_cert))
+    assert appended.ok, appended.xml
+
+    # The old record gained the SHA-256 fingerprint and kept its own fields.
+    text = record.read_text()
+    assert old_cert.sha256_hex in text
+    assert old_cert.sha1_hex in text
+    assert '["pem"]' in text
+    assert new_cert.sha256_hex in text
