@@ -220,8 +220,7 @@ return function (core)
 		end;
 	end
 
-	local prosody_major = tonumber((prosody.version or ""):match("^(%d+)%.")) or 0;
-	if prosody_major >= 13 then
+	if core.prosody_major >= 13 then
 		-- Prosody 13 dispatches host commands itself, by the host of the
 		-- argument named in host_selector.
 		for action, help in pairs(shell_help) do

@@ -76,33 +76,30 @@ end
 -- for a client certificate; Prosody 13 also needs verifyext lsec_continue,
 -- or the handshake of a self-signed certificate fails before this module
 -- sees it (Prosody 0.12 has these verifyext values by default).
+local prosody_major = tonumber((prosody.version or ""):match("^(%d+)%.")) or 0;
+
+-- Returns whether an ssl option table sets flag in field, which may be a
+-- string or an array of strings.
+local function has_tls_flag(ssl_config, field, flag)
+	local value = type(ssl_config) == "table" and ssl_config[field] or nil;
+	if type(value) == "table" then
+		for _, item in ipairs(value) do
+			if item == flag then return true; end
+		end
+		return false;
+	end
+	return value == flag;
+end
+
 local function check_tls_option(option)
 	local ssl_config = module:get_option(option);
-	local verify = type(ssl_config) == "table" and ssl_config.verify or nil;
-	local has_peer = verify == "peer";
-	if type(verify) == "table" then
-		for _, flag in ipairs(verify) do
-			if flag == "peer" then has_peer = true; end
-		end
-	end
-	if not has_peer then
+	if not has_tls_flag(ssl_config, "verify", "peer") then
 		module:log("warn", "%s has no verify = { \"peer\", \"client_once\" }: clients cannot present"
 			.. " certificates, so SASL EXTERNAL is never offered", option);
 	end
-
-	local major = tonumber((prosody.version or ""):match("^(%d+)%."));
-	if major and major >= 13 then
-		local verifyext = type(ssl_config) == "table" and ssl_config.verifyext or nil;
-		local has_continue = verifyext == "lsec_continue";
-		if type(verifyext) == "table" then
-			for _, flag in ipairs(verifyext) do
-				if flag == "lsec_continue" then has_continue = true; end
-			end
-		end
-		if not has_continue then
-			module:log("warn", "%s has no verifyext = { \"lsec_continue\", \"lsec_ignore_purpose\" }:"
-				.. " TLS handshakes with self-signed client certificates will fail", option);
-		end
+	if prosody_major >= 13 and not has_tls_flag(ssl_config, "verifyext", "lsec_continue") then
+		module:log("warn", "%s has no verifyext = { \"lsec_continue\", \"lsec_ignore_purpose\" }:"
+			.. " TLS handshakes with self-signed client certificates will fail", option);
 	end
 end
 
@@ -827,6 +824,7 @@ end, 10);
 local core = {
 	native = native;
 	host = host;
+	prosody_major = prosody_major;
 	now = now;
 	max_size = max_size;
 	require_xmpp_addr = require_xmpp_addr;

@@ -229,7 +229,7 @@ class ProsodyServer:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start Prosody in the foreground (-F) and wait until the c2s port accepts connections."""
+        """Start Prosody in the foreground (-F) and wait until it serves a c2s stream."""
         if self.is_running():
             raise ProsodyError(f"Prosody is already running with PID {self.process.pid}")
         self.write_config()
@@ -258,9 +258,25 @@ class ProsodyServer:
             f"within {timeout} s\n{self.diagnostics()}")
 
     def _port_accepts(self) -> bool:
+        """Return whether Prosody answers a stream header with its features.
+
+        The kernel accepts connections as soon as Prosody binds the port,
+        which can happen before every module has loaded; an answer means the
+        event loop runs, so loading is over and its log lines are written.
+        """
+        header = (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+                  f" xmlns:stream='http://etherx.jabber.org/streams' to='{HOST}' version='1.0'>")
         try:
-            with socket.create_connection(self.address, timeout=0.5):
-                return True
+            with socket.create_connection(self.address, timeout=0.5) as probe:
+                probe.sendall(header.encode())
+                probe.settimeout(2.0)
+                received = b""
+                while b"features" not in received and len(received) < 65536:
+                    chunk = probe.recv(4096)
+                    if not chunk:
+                        return False
+                    received += chunk
+                return b"features" in received
         except OSError:
             return False
 

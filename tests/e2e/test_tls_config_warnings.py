@@ -6,6 +6,7 @@ self-signed client certificate. Each warning names the option to fix.
 """
 
 import re
+import time
 
 from harness import pick_free_port
 
@@ -20,7 +21,17 @@ def is_prosody_13(server) -> bool:
     return int(match.group(1)) >= 13
 
 
-def module_warnings(server) -> list:
+# The module logs this after its TLS checks. Prosody may open the c2s port
+# before it loads mod_client_certs, so tests wait for this line.
+LOADED_MARKER = "Rebuilt the fingerprint index"
+
+
+def module_warnings(server, timeout: float = 10.0) -> list:
+    """Wait until the module has loaded, then return its warning lines."""
+    deadline = time.monotonic() + timeout
+    while LOADED_MARKER not in server.log_text():
+        assert time.monotonic() < deadline, f"mod_client_certs did not load within {timeout} s"
+        time.sleep(0.05)
     return [line for line in server.log_text().splitlines()
             if ":client_certs\twarn\t" in line]
 
