@@ -458,6 +458,13 @@ class RawClient:
             return []
         return [mechanism.text for mechanism in container.findall(_tag(NS_SASL, "mechanism"))]
 
+    def direct_tls(self, cert: Optional[CertFiles] = None) -> ET.Element:
+        """Start TLS at once, as on a direct TLS port (XEP-0368), presenting cert; return the features."""
+        context = _client_ssl_context(cert)
+        self.sock.settimeout(self.timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=self.domain)
+        return self.open_stream()
+
     def starttls(self, cert: Optional[CertFiles] = None) -> ET.Element:
         """Open the stream, negotiate STARTTLS presenting cert, and return the new features."""
         if self.features is None:
