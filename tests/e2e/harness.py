@@ -178,7 +178,6 @@ class ProsodyServer:
             "s2s_ports = {}",
             "s2s_direct_tls_ports = {}",
             "component_ports = {}",
-            "http_ports = {}",
             "https_ports = {}",
             f"plugin_paths = {lua_value([str(path) for path in self.plugin_paths])}",
             f"modules_enabled = {lua_value(list(self.modules))}",
@@ -191,6 +190,8 @@ class ProsodyServer:
         # Prosody rejects an option set twice, so extra_options replaces it.
         if "c2s_ssl" not in self.extra_options:
             lines.append(f"c2s_ssl = {lua_value(c2s_ssl)}")
+        if "http_ports" not in self.extra_options:
+            lines.append("http_ports = {}")
         if "c2s_direct_tls_ports" not in self.extra_options:
             lines.append("c2s_direct_tls_ports = {}")
         if self.storage == "sql":
