@@ -39,16 +39,14 @@ local trusted_cas_path = module:get_option_path("client_certs_trusted_cas", nil,
 local index_path = module:get_option_path("client_certs_index_path", "client_certs.sqlite", "data");
 local remove_expired_after = module:get_option_number("client_certs_remove_expired_after", nil);
 
+-- An unusable value stops the module from loading: running with a guess
+-- would enforce a policy the administrator did not choose.
 if max_per_user < 1 or max_per_user % 1 ~= 0 then
-	module:log("error", "client_certs_max_per_user must be a positive whole number, got %s; using 20", max_per_user);
-	max_per_user = 20;
+	error(("client_certs_max_per_user must be a positive whole number, got %s"):format(max_per_user), 0);
 end
 if max_size < 512 or max_size % 1 ~= 0 then
-	module:log("error", "client_certs_max_size must be a whole number of bytes of at least 512, got %s; using %d",
-		max_size, native.default_max_size);
-	max_size = native.default_max_size;
+	error(("client_certs_max_size must be a whole number of bytes, at least 512, got %s"):format(max_size), 0);
 end
-
 if remove_expired_after ~= nil and (remove_expired_after < 0 or remove_expired_after % 1 ~= 0) then
 	error(("client_certs_remove_expired_after must be a whole number of seconds (0 or more), got %s")
 		:format(remove_expired_after), 0);
@@ -71,11 +69,6 @@ if trusted_cas_path then
 	module:log("info", "Client certificates must be issued by one of %d CAs from %s", anchors.count, trusted_cas_path);
 end
 
--- Checks that a TLS option lets clients present certificates, and logs a
--- warning naming what is missing. Without verify "peer", OpenSSL never asks
--- for a client certificate; Prosody 13 also needs verifyext lsec_continue,
--- or the handshake of a self-signed certificate fails before this module
--- sees it (Prosody 0.12 has these verifyext values by default).
 local prosody_major = tonumber((prosody.version or ""):match("^(%d+)%.")) or 0;
 
 -- Returns whether an ssl option table sets flag in field, which may be a
@@ -91,6 +84,11 @@ local function has_tls_flag(ssl_config, field, flag)
 	return value == flag;
 end
 
+-- Checks that a TLS option lets clients present certificates, and logs a
+-- warning naming what is missing. Without verify "peer", OpenSSL never asks
+-- for a client certificate. Prosody 13 also needs verifyext lsec_continue,
+-- or the handshake of a self-signed certificate fails before this module
+-- sees it (Prosody 0.12 has these verifyext values by default).
 local function check_tls_option(option)
 	local ssl_config = module:get_option(option);
 	if not has_tls_flag(ssl_config, "verify", "peer") then

@@ -558,10 +558,16 @@ describe("mod_client_certs", function ()
 			assert.same({}, load_module({ c2s_ssl = c2s_ssl }, nil, "13.0.2").logs_at("warn"));
 		end);
 
-		it("logs an error for client_certs_max_per_user 0", function ()
-			local loaded = load_module({ client_certs_max_per_user = 0 });
-			assert.matches("client_certs_max_per_user must be a positive whole number, got 0",
-				loaded.logs_at("error")[1], 1, true);
+		it("stops loading for client_certs_max_per_user 0", function ()
+			local loaded, err = pcall(load_module, { client_certs_max_per_user = 0 });
+			assert.is_false(loaded);
+			assert.matches("client_certs_max_per_user must be a positive whole number, got 0", err, 1, true);
+		end);
+
+		it("stops loading for client_certs_max_size below 512", function ()
+			local loaded, err = pcall(load_module, { client_certs_max_size = 100 });
+			assert.is_false(loaded);
+			assert.matches("client_certs_max_size must be a whole number of bytes, at least 512, got 100", err, 1, true);
 		end);
 
 		it("opens a relative index path under the data folder", function ()
