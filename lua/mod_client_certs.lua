@@ -263,15 +263,17 @@ local function index_row(username, record)
 end
 
 -- Calls visit(username, records) for every account with certificates.
--- returns true, or nil when the storage backend cannot list accounts
+-- returns true, or nil and a message when storage cannot list the accounts
+-- or load one of them (visit may then have seen only some accounts)
 local function each_account(visit)
 	if not store.users then
-		module:log("error", "Storage backend of %s cannot list accounts; the fingerprint index cannot be rebuilt"
-			.. " and certificates cannot be checked across accounts", host);
-		return nil;
+		return nil, "this storage backend cannot list accounts";
 	end
 	for username in store:users() do
-		local records = store:get(username);
+		local records, err = store:get(username);
+		if records == nil and err then
+			return nil, ("loading the certificates of %s failed: %s"):format(username, err);
+		end
 		if records then
 			visit(username, records);
 		end
@@ -301,7 +303,8 @@ local function rebuild_index()
 		end
 		batch = {};
 	end
-	local read, listed = pcall(each_account, function (username, records)
+	-- pcall: a storage backend may raise instead of returning an error.
+	local ran, listed, list_err = pcall(each_account, function (username, records)
 		for _, record in pairs(records) do
 			batch[#batch + 1] = index_row(username, record);
 			if #batch >= rebuild_batch_size then flush(); end
@@ -309,11 +312,14 @@ local function rebuild_index()
 	end);
 	flush();
 
-	if not read or not listed or failed or not index_call("finish_rebuild", host, now()) then
+	if not ran or not listed then
 		index:abort_rebuild();
-		if not read then
-			module:log("error", "Rebuilding the fingerprint index of %s failed while reading storage: %s", host, listed);
-		end
+		module:log("error", "Rebuilding the fingerprint index of %s failed while reading storage: %s; it will be"
+			.. " retried when the module loads again", host, ran and list_err or listed);
+		return nil;
+	end
+	if failed or not index_call("finish_rebuild", host, now()) then
+		index:abort_rebuild();
 		return nil;
 	end
 	module:log("info", "Rebuilt the fingerprint index of %s from storage: %d certificates in %.2f s",
@@ -364,11 +370,15 @@ local function certificate_owner(fingerprint, except_username)
 		return (indexed_owner(fingerprint));
 	end
 	local owner;
-	each_account(function (username, records)
+	local listed, err = each_account(function (username, records)
 		if not owner and username ~= except_username and find_record(records, fingerprint) then
 			owner = username;
 		end
 	end);
+	if not listed then
+		module:log("error", "Cannot check other accounts of %s for certificate %s: %s", host, fingerprint, err);
+		return nil, make_error("storage-failed", "could not check other accounts, try again later");
+	end
 	return owner;
 end
 
@@ -534,7 +544,10 @@ local function add_certificate(username, name, x509cert, no_cert_management)
 		return nil, make_error("conflict",
 			("this certificate is already registered under the name %q"):format(existing.name or "?"));
 	end
-	local owner = certificate_owner(cert.fingerprint, username);
+	local owner, owner_err = certificate_owner(cert.fingerprint, username);
+	if owner_err then
+		return nil, owner_err;
+	end
 	if owner and owner ~= username then
 		return nil, make_error("conflict", "this certificate is already registered on another account");
 	end
@@ -746,7 +759,7 @@ local function remove_expired()
 	else
 		-- Without an index, search storage; this is slower but runs hourly.
 		rows = {};
-		each_account(function (username, records)
+		local listed, err = each_account(function (username, records)
 			for _, record in pairs(records) do
 				local row = index_row(username, record);
 				if row and row.not_after < cutoff and #rows < 1000 then
@@ -754,6 +767,9 @@ local function remove_expired()
 				end
 			end
 		end);
+		if not listed then
+			module:log("error", "Cannot look for expired certificates of %s: %s", host, err);
+		end
 	end
 	for _, row in ipairs(rows) do
 		local records = load_records(row.username);

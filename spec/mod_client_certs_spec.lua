@@ -165,9 +165,10 @@ end
 -- options: module options, added to a temporary client_certs_index_path and
 -- a c2s_ssl that requests client certificates.
 -- seed: username -> records, the storage contents before the module loads.
+-- store_failures: storage method name -> error message, from the start.
 -- prosody_version: prosody.version, "0.12.3" unless given.
 -- Returns a table with the recorded hooks, logs, storage and helpers.
-local function load_module(options, seed, prosody_version)
+local function load_module(options, seed, prosody_version, store_failures)
 	index_count = index_count + 1;
 	local loaded = {
 		options = {
@@ -183,7 +184,7 @@ local function load_module(options, seed, prosody_version)
 		logs = {};
 		data = copy(seed or {});
 		-- Storage method name -> error message that the method returns.
-		store_failures = {};
+		store_failures = store_failures or {};
 		store_names = {};
 		accounts = { alice = true; bob = true };
 		passwords = { alice = "alice-password" };
@@ -568,6 +569,19 @@ describe("mod_client_certs", function ()
 			local loaded, err = pcall(load_module, { client_certs_max_size = 100 });
 			assert.is_false(loaded);
 			assert.matches("client_certs_max_size must be a whole number of bytes, at least 512, got 100", err, 1, true);
+		end);
+
+		it("leaves the index unbuilt when storage fails", function ()
+			local index_path = tmp_dir .. "/rebuild-retry.sqlite";
+			local seed = { alice = { laptop = { name = "laptop"; x509cert = certs.alice.base64 } } };
+
+			local failed = load_module({ client_certs_index_path = index_path }, seed, nil, { get = "disk unavailable" });
+			local retried = load_module({ client_certs_index_path = index_path }, seed);
+
+			assert.matches("failed while reading storage: loading the certificates of alice failed: disk unavailable",
+				failed.logs_at("error")[1], 1, true);
+			assert.matches("Rebuilt the fingerprint index of example.test from storage: 1 certificates",
+				retried.logs_at("info")[1], 1, true);
 		end);
 
 		it("opens a relative index path under the data folder", function ()
