@@ -85,6 +85,11 @@ return function (core)
 		local candidates = local_jids(cert);
 		local username, resource;
 
+		-- Also applies to certificates registered while the option was off.
+		if require_xmpp_addr and #candidates == 0 then
+			return nil, "not-authorized", "certificate names no account of this host in an id-on-xmppAddr";
+		end
+
 		if authzid == "" then
 			-- XEP-0178 section 2: without an authzid the server derives the
 			-- account from the certificate, which needs exactly one JID of
@@ -109,6 +114,8 @@ return function (core)
 				return nil, "invalid-authzid", ("authzid %q is not an account of this host"):format(authzid);
 			end
 			username = node;
+			-- Without xmppAddr values (allowed by the option), the stored
+			-- registration alone ties the certificate to the account.
 			local named = #candidates == 0;
 			for _, entry in ipairs(candidates) do
 				if entry.bare == node .. "@" .. host then
@@ -116,7 +123,7 @@ return function (core)
 					break;
 				end
 			end
-			if not named and require_xmpp_addr then
+			if not named then
 				return nil, "not-authorized", ("certificate does not name %s@%s"):format(node, host);
 			end
 		end
@@ -239,7 +246,7 @@ return function (core)
 				return true;
 			end
 		end
-		if #jids == 0 and indexed_owner(cert.fingerprint) then
+		if #jids == 0 and not require_xmpp_addr and indexed_owner(cert.fingerprint) then
 			return true;
 		end
 		log("debug", "Not offering EXTERNAL: certificate %s is not registered on this host", cert.fingerprint);

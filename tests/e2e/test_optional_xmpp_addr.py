@@ -97,3 +97,28 @@ def test_optional_still_rejects_wrong_jid(optional_server, make_cert):
     assert not reply.ok, reply.xml
     assert reply.condition == "not-acceptable", reply.xml
     assert reply.text and BOB_JID in reply.text, reply.xml
+
+
+def test_option_turned_on_stops_such_logins(prosody_factory, make_cert):
+    cert = make_cert("anonymous-device", xmpp_addrs=())
+    server = prosody_factory(extra_options=OPTIONAL)
+    server.start()
+
+    # Register a certificate without an xmppAddr while the option allows it.
+    appended = run_async(append_with_password(server.address, ALICE_JID, ALICE_PASSWORD, "device", cert))
+    assert appended.ok, appended.xml
+
+    # Restart with the default, which requires an xmppAddr.
+    server.stop()
+    server.extra_options = {}
+    server.start()
+
+    with RawClient(server.address) as raw:
+        raw.starttls(cert)
+        mechanisms = raw.mechanisms()
+        # An authzid does not help either.
+        outcome = raw.auth_external(ALICE_JID)
+
+    assert "EXTERNAL" not in mechanisms, mechanisms
+    assert outcome.kind == "failure", outcome.xml
+    assert outcome.condition == "not-authorized", outcome.xml
