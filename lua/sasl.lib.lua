@@ -295,7 +295,13 @@ return function (core)
 		if handler and not handler.selected and handler.client_certs_external then
 			return;
 		end
-		session.sasl_handler = add_external(session, usermanager.get_sasl_handler(host, session));
+		-- Keep an unused handler, which carries the channel binding set up
+		-- with the stream features; a used one is replaced, as
+		-- mod_saslauth would do.
+		if not handler or handler.selected then
+			handler = usermanager.get_sasl_handler(host, session);
+		end
+		session.sasl_handler = add_external(session, handler);
 	end, 1);
 
 	module:hook("authentication-success", function (event)
