@@ -107,7 +107,7 @@ if #direct_tls_ports > 0 then
 	check_tls_option("c2s_direct_tls_ssl");
 end
 
--- Longest certificate name accepted, in characters.
+-- Maximum length of a certificate name, in characters.
 local max_name_length = 1023;
 
 local xmlns_saslcert = "urn:xmpp:saslcert:1";
@@ -221,7 +221,7 @@ local function save_records(username, records)
 	return true;
 end
 
--- Finds the record of an account that holds the certificate with this
+-- Finds the record of an account that contains the certificate with this
 -- fingerprint.
 -- returns record, or nil
 local function find_record(records, fingerprint)
@@ -346,7 +346,7 @@ local function open_index()
 	end
 end
 
--- Returns the account that the index says holds a certificate, after
+-- Returns the account that the index lists for a certificate, after
 -- confirming it against storage.
 -- returns username, record; or nil
 local function indexed_owner(fingerprint)
@@ -361,7 +361,7 @@ local function indexed_owner(fingerprint)
 	return row.username, record;
 end
 
--- Returns another account of this host that holds a certificate. Without
+-- Returns another account of this host that has registered a certificate. Without
 -- an index, every account in storage is searched, which is slow but keeps
 -- a certificate on one account.
 -- returns username, or nil
@@ -810,7 +810,7 @@ end
 -- XEP-0257 section 4: a session that logged in with a certificate proved
 -- possession of a key, not of the password, so it may neither change the
 -- password nor remove the account. Prosody fires iq/self/ before
--- iq-set/self/, and mod_register_ibr answers on iq/self/, so this runs on
+-- iq-set/self/, and mod_register_ibr replies on iq/self/, so this runs on
 -- iq/self/ above its default priority of 0.
 module:hook("iq/self/" .. xmlns_register .. ":query", function (event)
 	local origin, stanza = event.origin, event.stanza;

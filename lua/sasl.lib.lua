@@ -2,7 +2,7 @@
 -- presented a registered certificate and decides their login attempts.
 --
 -- mod_saslauth runs the exchange; this file only gives the session a SASL
--- handler that knows EXTERNAL, and records which certificate a session used.
+-- handler that supports EXTERNAL, and records which certificate a session used.
 
 local jid = require "util.jid";
 local usermanager = require "core.usermanager";
@@ -280,7 +280,7 @@ return function (core)
 	end, -1);
 
 	-- Runs before mod_saslauth's <auth/> handler (priority 0), which would
-	-- answer invalid-mechanism to an EXTERNAL attempt that was not offered
+	-- reply invalid-mechanism to an EXTERNAL attempt that was not offered
 	-- (no certificate, or an expired, untrusted or unregistered one) or
 	-- start over with a handler without EXTERNAL. A handler with EXTERNAL
 	-- puts the attempt through decide_external instead, so the client gets

@@ -122,7 +122,7 @@ impl Certificate {
 }
 
 /// Returns the OID of the first critical extension that x509-parser does not
-/// parse, which RFC 5280 section 4.2 says a verifier must reject.
+/// parse. RFC 5280 section 4.2 requires a verifier to reject such a certificate.
 fn first_unknown_critical(cert: &X509Certificate<'_>) -> Option<String> {
     cert.extensions()
         .iter()

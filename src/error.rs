@@ -4,8 +4,8 @@ use std::fmt;
 
 /// Every expected failure of the library, one variant per cause.
 ///
-/// Each variant maps to one stable code (see [`Error::code`]) that the Lua
-/// module turns into an XMPP error condition; the `Display` text is written
+/// Each variant maps to one stable code (see [`Error::code`]), which the Lua
+/// module turns into an XMPP error condition. The `Display` text is written
 /// for an administrator's log and for the `<text/>` of an error reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -13,7 +13,7 @@ pub enum Error {
     /// The input is not a certificate: bad base64, bad PEM, bad DER or
     /// trailing bytes.
     Malformed {
-        /// What was wrong with the input.
+        /// The problem found in the input.
         reason: String,
     },
     /// The DER certificate, or the text it was given in, is larger than the
@@ -42,12 +42,12 @@ pub enum Error {
     NoXmppAddr,
     /// The certificate does not chain to a configured trust anchor.
     Untrusted {
-        /// Why the chain check failed.
+        /// The reason the chain check failed.
         reason: String,
     },
     /// keyUsage or extendedKeyUsage forbid TLS client authentication.
     BadKeyUsage {
-        /// Which extension forbids it and what it allows instead.
+        /// The extension that forbids it and the purposes it allows instead.
         reason: String,
     },
     /// A trust anchor bundle could not be read or contains no usable
@@ -55,7 +55,7 @@ pub enum Error {
     BadTrustAnchors {
         /// The bundle's path or a description of the input.
         source_name: String,
-        /// What went wrong.
+        /// The cause of the failure.
         reason: String,
     },
     /// The fingerprint index could not be opened, read or written.

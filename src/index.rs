@@ -56,7 +56,7 @@ pub struct Entry {
     pub login_count: i64,
 }
 
-/// How [`Index::open`] found the file.
+/// The state in which [`Index::open`] found the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenState {
     /// The file existed with the current schema.
@@ -138,7 +138,7 @@ impl Index {
         conn.busy_timeout(std::time::Duration::from_secs(2))
             .map_err(|e| index_error("set busy timeout", e))?;
         // A rollback journal, not WAL: every committed write is in the main
-        // file, so the integrity check on open sees the file as it is even
+        // file, so the integrity check on open reads the file as it is even
         // when Prosody was killed, and no side file outlives a deleted index.
         conn.pragma_update(None, "journal_mode", "DELETE")
             .map_err(|e| index_error("set journal mode", e))?;
@@ -173,7 +173,7 @@ impl Index {
 
     /// Starts a rebuild of `host`: opens a transaction and deletes the
     /// host's rows. The caller adds rows with [`Index::add_rows`] in batches,
-    /// so that it never holds every row in memory, and ends with
+    /// so that it never keeps every row in memory, and ends with
     /// [`Index::finish_rebuild`] or [`Index::abort_rebuild`].
     pub fn begin_rebuild(&self, host: &str) -> Result<(), Error> {
         self.conn

@@ -2,7 +2,7 @@
 //! certificates and SASL EXTERNAL.
 //!
 //! Core modules never mention Lua, so `cargo test` covers them without an
-//! interpreter; `lua` holds the bindings that Prosody loads as
+//! interpreter; `lua` contains the bindings that Prosody loads as
 //! `client_certs.so` through `luaopen_client_certs`.
 #![deny(missing_docs)]
 

@@ -63,6 +63,7 @@ impl UserData for Certificate {
         fields.add_field_method_get("xmpp_addrs", |lua, cert| {
             lua.create_sequence_from(cert.xmpp_addrs.usable.iter().cloned())
         });
+
         fields.add_field_method_get("skipped_xmpp_addrs", |lua, cert| {
             lua.create_sequence_from(cert.xmpp_addrs.skipped.iter().cloned())
         });
@@ -75,6 +76,7 @@ impl UserData for Certificate {
                 outcome(lua, cert.check_validity(now).map(|()| true))
             })
         });
+
         methods.add_method("check_client_usage", |lua, cert, ()| {
             guarded("check_client_usage", || {
                 outcome(lua, cert.check_client_usage().map(|()| true))
@@ -138,6 +140,7 @@ impl UserData for IndexHandle {
                 )
             })
         });
+
         methods.add_method("begin_rebuild", |lua, handle, host: String| {
             guarded("begin_rebuild", || {
                 outcome(
@@ -148,6 +151,7 @@ impl UserData for IndexHandle {
                 )
             })
         });
+
         methods.add_method("add_rows", |lua, handle, (host, rows): (String, Table)| {
             let entries = rows
                 .sequence_values::<Table>()
@@ -162,6 +166,7 @@ impl UserData for IndexHandle {
                 )
             })
         });
+
         methods.add_method(
             "finish_rebuild",
             |lua, handle, (host, now): (String, i64)| {
@@ -183,6 +188,7 @@ impl UserData for IndexHandle {
                 Ok(())
             })
         });
+
         methods.add_method("put", |lua, handle, (host, row): (String, Table)| {
             let entry = table_to_entry(&row)?;
             guarded("put", || {
@@ -194,6 +200,7 @@ impl UserData for IndexHandle {
                 )
             })
         });
+
         methods.add_method(
             "remove",
             |lua, handle, (host, fingerprint): (String, String)| {

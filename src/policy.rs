@@ -27,7 +27,7 @@ pub enum Purpose {
     ServerAuth,
 }
 
-/// What extendedKeyUsage lists, in the form the usage check needs.
+/// The purposes listed in extendedKeyUsage, in the form the usage check needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ExtendedKeyUsage {
     any: bool,

@@ -75,7 +75,7 @@ impl TrustAnchors {
         self.anchors.len()
     }
 
-    /// Returns true when the bundle holds no certificate.
+    /// Returns true when the bundle contains no certificate.
     pub fn is_empty(&self) -> bool {
         self.anchors.is_empty()
     }
@@ -83,12 +83,15 @@ impl TrustAnchors {
     /// Checks that `leaf` was issued by one of the anchors at time `now`
     /// (seconds since the Unix epoch).
     ///
-    /// An anchor qualifies when its subject equals the leaf's issuer, its
-    /// public key verifies the leaf's signature, it is a CA
-    /// (basicConstraints cA, RFC 5280 section 4.2.1.9), its keyUsage, when
-    /// present, includes keyCertSign (section 4.2.1.3), and `now` is within
-    /// its validity period. The leaf must also allow client authentication
-    /// and carry no unrecognised critical extension (section 4.2).
+    /// An anchor qualifies when all of these hold:
+    /// - its subject equals the leaf's issuer;
+    /// - its public key verifies the leaf's signature;
+    /// - it is a CA (basicConstraints cA, RFC 5280 section 4.2.1.9);
+    /// - its keyUsage, when present, includes keyCertSign (section 4.2.1.3);
+    /// - `now` is within its validity period.
+    ///
+    /// The leaf must also allow client authentication and carry no
+    /// unrecognised critical extension (section 4.2).
     ///
     /// The leaf's own validity period is not checked here; callers check it
     /// with [`Certificate::check_validity`].
