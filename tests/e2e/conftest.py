@@ -105,7 +105,9 @@ def prosody_factory(request, tmp_path, module_build, server_cert) -> Callable[..
             plugin_paths=[module_build],
             modules=[*BASE_MODULES, "client_certs", *extra_modules],
             storage=storage,
-            extra_options=extra_options or {},
+            # A copy, so that a test changing server.extra_options cannot
+            # change a dict that other tests share.
+            extra_options=dict(extra_options or {}),
         )
         servers.append(server)
         server.register(ALICE, ALICE_PASSWORD)

@@ -58,10 +58,8 @@ def delete_index_and_side_files(index):
 
 
 def overwrite_with_garbage(index):
-    # The side files go too, because a stopped server leaves the index's
-    # pages in the WAL file and SQLite reads them from there, ignoring the
-    # damaged main file.
-    delete_index_and_side_files(index)
+    # The index uses a rollback journal, so every committed page is in the
+    # main file and damaging that file alone must be noticed.
     index.write_bytes(b"not an SQLite database\n" * 200)
 
 
@@ -74,8 +72,8 @@ def set_other_schema_version(index):
 # How each case damages the index while Prosody is stopped, and whether
 # Prosody logs that it recreated the file.
 DAMAGE = {
-    # What an administrator does with `rm client_certs.sqlite`: the WAL and
-    # shared-memory files of the stopped server stay.
+    # What an administrator does with `rm client_certs.sqlite`; side files
+    # from a version that used WAL may stay.
     "deleted": (delete_index, False),
     "deleted-with-side-files": (delete_index_and_side_files, False),
     "garbage": (overwrite_with_garbage, True),
@@ -119,16 +117,15 @@ def test_index_kept_across_restart(prosody_factory, make_cert):
 @pytest.mark.parametrize("setting", ["absolute", "relative"])
 def test_custom_index_path(prosody_factory, make_cert, tmp_path, setting):
     cert = make_cert("anonymous-device", xmpp_addrs=())
-    options = dict(OPTIONAL)
-    server = prosody_factory(extra_options=options)
+    server = prosody_factory(extra_options=OPTIONAL)
     if setting == "absolute":
         index = tmp_path / "elsewhere" / "certs-index.sqlite"
         index.parent.mkdir()
-        options["client_certs_index_path"] = str(index)
+        server.extra_options["client_certs_index_path"] = str(index)
     else:
         # A relative path is resolved against data_path.
         index = server.data_path / "certs-index.sqlite"
-        options["client_certs_index_path"] = "certs-index.sqlite"
+        server.extra_options["client_certs_index_path"] = "certs-index.sqlite"
 
     register_and_stop(server, cert)
     index.unlink()
@@ -210,3 +207,18 @@ def test_conflict_checked_without_index(prosody_factory, make_cert):
     # The module cannot see alice's registration without the index, so it
     # must reject bob's append instead of registering the certificate twice.
     assert not second.ok, second.xml
+
+
+def test_index_rebuilt_with_sql_storage(prosody_factory, make_cert):
+    cert = make_cert("anonymous-device", xmpp_addrs=())
+    server = prosody_factory(storage="sql", extra_options=OPTIONAL)
+    index = server.data_path / INDEX_NAME
+    register_and_stop(server, cert)
+
+    # Delete the index: mod_storage_sql must list the accounts to rebuild it.
+    delete_index(index)
+    log = restart_and_read_log(server)
+    result = login_without_authzid(server, cert)
+
+    assert REBUILT in log
+    assert result.success, f"{result.failure_condition}: {result.failure_text}"
