@@ -28,8 +28,12 @@ LUA_SOURCES := $(wildcard lua/*.lua)
 
 build: $(patsubst lua/%,$(OUT)/%,$(LUA_SOURCES)) $(OUT)/client_certs.so
 
-$(LIB): Cargo.toml $(wildcard src/*.rs)
+# Always ask cargo, which rebuilds only what changed, so that a different
+# LUA_FEATURE also produces a new library.
+$(LIB): FORCE
 	$(CARGO) build --release --no-default-features --features $(LUA_FEATURE)
+
+FORCE:
 
 $(OUT)/client_certs.so: $(LIB)
 	mkdir -p $(OUT)
