@@ -85,7 +85,7 @@ local function has_tls_flag(ssl_config, field, flag)
 end
 
 -- Checks that a TLS option lets clients present certificates, and logs a
--- warning naming what is missing. Without verify "peer", OpenSSL never asks
+-- warning naming what is missing. Without verify "peer", OpenSSL never requests
 -- for a client certificate. Prosody 13 also needs verifyext lsec_continue,
 -- or the handshake of a self-signed certificate fails before this module
 -- sees it (Prosody 0.12 has these verifyext values by default).
@@ -791,7 +791,7 @@ end
 
 local xmlns_register = "jabber:iq:register";
 
--- Returns the XEP-0077 password change form that asks for the old
+-- Returns the XEP-0077 password change form that requests the old
 -- password, which a session logged in with a certificate cannot know.
 local function password_change_form()
 	return st.stanza("x", { xmlns = "jabber:x:data", type = "form" })
