@@ -86,7 +86,7 @@ end
 
 -- Checks that a TLS option lets clients present certificates, and logs a
 -- warning naming what is missing. Without verify "peer", OpenSSL never requests
--- for a client certificate. Prosody 13 also needs verifyext lsec_continue,
+-- a client certificate. Prosody 13 also needs verifyext lsec_continue,
 -- or the handshake of a self-signed certificate fails before this module
 -- sees it (Prosody 0.12 has these verifyext values by default).
 local function check_tls_option(option)
