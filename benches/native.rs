@@ -34,14 +34,18 @@ fn measure(label: &str, count: u32, mut operation: impl FnMut()) {
 fn main() {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name.push(DnType::CommonName, "Bench CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Bench CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
     let ca = ca_params.self_signed(&ca_key).unwrap();
 
     let leaf_key = KeyPair::generate().unwrap();
     let mut leaf_params = CertificateParams::default();
-    leaf_params.distinguished_name.push(DnType::CommonName, "alice");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "alice");
     leaf_params.subject_alt_names = vec![SanType::OtherName((
         ID_ON_XMPP_ADDR.to_vec(),
         OtherNameValue::Utf8String("alice@example.test".to_string()),
@@ -92,7 +96,9 @@ fn main() {
     });
     measure("index record_login", 2_000, || {
         i = (i + 7919) % 100_000;
-        index.record_login("example.test", &format!("{i:064x}"), now).unwrap();
+        index
+            .record_login("example.test", &format!("{i:064x}"), now)
+            .unwrap();
     });
     drop(index);
     let _ = std::fs::remove_dir_all(&folder);
