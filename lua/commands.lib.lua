@@ -173,11 +173,21 @@ return function (core)
 			return true, ("disabled %q"):format(name);
 		end;
 		revoke = function (_, username, name)
-			local record, err = remove_certificate(username, name, true);
+			local record, err, closed = remove_certificate(username, name, true);
 			if not record then return nil, err.text; end
-			return true, ("revoked %q and closed its sessions"):format(name);
+			return true, ("revoked %q and closed %d sessions that used it"):format(name, closed);
 		end;
 	};
+
+	-- prosodyctl mod_client_certs finds these actions here by host.
+	local actions_by_host = module:shared("/*/client_certs/actions");
+	actions_by_host[host] = shell_actions;
+	-- Shell handlers of this host, for Prosody 0.12's shared shell.
+	local handlers_by_host = module:shared("/*/client_certs/shell_handlers");
+	function module.unload()
+		actions_by_host[host] = nil;
+		handlers_by_host[host] = nil;
+	end
 
 	local shell_help = {
 		list = { "List the client certificates of an account", { "jid" } };
@@ -240,13 +250,9 @@ return function (core)
 		-- Prosody 0.12 has one shared shell environment for all hosts, so each
 		-- host registers its handlers and the shell command picks one by the
 		-- JID's host.
-		local handlers_by_host = module:shared("/*/client_certs/shell_handlers");
 		handlers_by_host[host] = {};
 		for action in pairs(shell_help) do
 			handlers_by_host[host][action] = shell_handler(action);
-		end
-		function module.unload()
-			handlers_by_host[host] = nil;
 		end
 
 		local shell_env = module:shared("/*/admin_shell/env");

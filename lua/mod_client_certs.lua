@@ -11,6 +11,13 @@ local errors = require "util.error";
 local utf8_valid = require "util.encodings".utf8.valid;
 local time_now = require "util.time".now;
 
+-- prosodyctl mod_client_certs loads the module for the global host only to
+-- run its command, which loads the module again for the JID's host.
+if module.host == "*" then
+	module:require("prosodyctl")(module:shared("/*/client_certs/actions"));
+	return;
+end
+
 -- Loads client_certs.so from this module's folder, so that installing means
 -- copying one folder, and falls back to package.cpath.
 local function load_native()
@@ -617,7 +624,7 @@ end
 
 -- Removes a certificate from an account; with revoke, also closes the
 -- streams logged in with it.
--- returns record, or nil, error
+-- returns record, nil, number of sessions closed; or nil, error
 local function remove_certificate(username, name, revoke)
 	local ok, err = check_name(name);
 	if not ok then return nil, err; end
@@ -637,14 +644,15 @@ local function remove_certificate(username, name, revoke)
 	if fingerprint then
 		index_call("remove", host, fingerprint);
 	end
+	local closed = 0;
 	if revoke then
-		local closed = fingerprint and close_sessions_using(username, fingerprint) or 0;
+		closed = fingerprint and close_sessions_using(username, fingerprint) or 0;
 		module:log("info", "Certificate %q (SHA-256 %s) revoked on %s@%s, %d sessions closed",
 			name, fingerprint or "unknown", username, host, closed);
 	else
 		module:log("info", "Certificate %q (SHA-256 %s) disabled on %s@%s", name, fingerprint or "unknown", username, host);
 	end
-	return record;
+	return record, nil, closed;
 end
 
 module:depends("disco");
