@@ -14,7 +14,7 @@ module rebuilds it from storage at load. The script prints:
 - the time and count from the module's log line "Rebuilt the fingerprint
   index ... in X s", the wall-clock time of the rebuild alone;
 - the wall-clock time from launching Prosody until its c2s port accepts
-  connections, and until it answers a stream header with its features.
+  connections, and until it replies to a stream header with its features.
   The rebuild runs while the module loads, before Prosody serves any
   client, so the second time always includes it. The first includes it
   only when Prosody happened to load mod_c2s after mod_client_certs, as the

@@ -208,9 +208,9 @@ return function (core)
 	-- Returns a usage line when an argument is missing.
 	local function check_arguments(action, ...)
 		local names = shell_help[action][2];
-		local given = select("#", ...);
+		local passed_count = select("#", ...);
 		for i = 1, #names do
-			local value = i <= given and select(i, ...) or nil;
+			local value = i <= passed_count and select(i, ...) or nil;
 			if type(value) ~= "string" or value == "" then
 				local quoted = {};
 				for j, arg_name in ipairs(names) do quoted[j] = ("%q"):format(arg_name); end

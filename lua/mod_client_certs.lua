@@ -95,7 +95,7 @@ end
 -- warning naming what is missing. Without verify "peer", OpenSSL never requests
 -- a client certificate. Prosody 13 also needs verifyext lsec_continue,
 -- or the handshake of a self-signed certificate fails before this module
--- sees it (Prosody 0.12 has these verifyext values by default).
+-- receives it (Prosody 0.12 has these verifyext values by default).
 local function check_tls_option(option)
 	local ssl_config = module:get_option(option);
 	if not has_tls_flag(ssl_config, "verify", "peer") then

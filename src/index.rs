@@ -4,7 +4,7 @@
 //! Prosody storage is the source of truth. Everything here except the usage
 //! columns can be rebuilt from it, so the index is recreated empty when the
 //! file is missing, corrupt or of another schema version, and the caller
-//! refills it. Callers confirm every answer against storage before acting on
+//! refills it. Callers confirm every row they read against storage before acting on
 //! it, so a stale row can only cause a refusal, never a login.
 
 use std::collections::HashMap;

@@ -142,7 +142,7 @@ pub fn self_signed_der(params: CertificateParams, kind: KeyKind) -> Vec<u8> {
         .to_vec()
 }
 
-/// A self-signed P-256 client certificate for `alice@example.test`.
+/// Returns the DER of a self-signed P-256 client certificate for `alice@example.test`.
 pub fn alice_der() -> Vec<u8> {
     self_signed_der(client_params("alice@example.test"), KeyKind::EcdsaP256)
 }
@@ -203,7 +203,7 @@ pub fn self_signed_ca(params: CertificateParams, kind: KeyKind) -> Ca {
     Ca { cert, key }
 }
 
-/// A self-signed P-256 root CA named `cn`.
+/// Creates a self-signed P-256 root CA named `cn`.
 pub fn root_ca(cn: &str) -> Ca {
     self_signed_ca(ca_params(cn), KeyKind::EcdsaP256)
 }
@@ -252,7 +252,7 @@ pub fn san_extension(general_names: &[Vec<u8>]) -> CustomExtension {
     CustomExtension::from_oid_content(&ID_CE_SUBJECT_ALT_NAME_ARCS, content)
 }
 
-/// Self-signs a P-256 certificate whose subjectAltName holds exactly the
+/// Self-signs a P-256 certificate whose subjectAltName contains exactly the
 /// given GeneralName encodings.
 pub fn der_with_raw_san(general_names: &[Vec<u8>]) -> Vec<u8> {
     let mut params = leaf_params("raw san", Vec::new());

@@ -518,7 +518,7 @@ class RawClient:
         return self._sasl_outcome()
 
     def respond(self, response: bytes) -> SaslOutcome:
-        """Answer a SASL challenge; b"" sends an empty <response/>."""
+        """Reply to a SASL challenge; b"" sends an empty <response/>."""
         body = base64.b64encode(response).decode("ascii") if response else ""
         self.send(f"<response xmlns='{NS_SASL}'>{body}</response>")
         return self._sasl_outcome()
@@ -527,7 +527,7 @@ class RawClient:
         """Run SASL EXTERNAL with authzid as the initial response ("" sends "=").
 
         With authzid None, the client sends no initial response, and when the
-        server then sends a challenge, it answers with an empty response.
+        server then sends a challenge, it replies with an empty response.
         """
         if authzid is not None:
             return self.auth("EXTERNAL", authzid.encode("utf-8"))

@@ -186,7 +186,7 @@ def test_unusable_index_path(prosody_factory, make_cert, case):
     # A certificate with an id-on-xmppAddr does not need the index.
     assert named_login.success, f"{named_login.failure_condition}: {named_login.failure_text}"
     # Without the index, the account of the other one cannot be found, as
-    # the logged error says.
+    # the logged error states.
     assert "EXTERNAL" not in anonymous_mechanisms
 
 

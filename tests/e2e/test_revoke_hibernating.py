@@ -1,7 +1,7 @@
 """Revoking a certificate also ends sessions hibernating under XEP-0198.
 
 A session that logged in with a certificate and lost its connection waits
-for resumption. Revoking the certificate must destroy it, so that nobody can
+for resumption. Revoking the certificate must destroy it, so that no client can
 resume it; without the revoke, the same resumption succeeds.
 """
 

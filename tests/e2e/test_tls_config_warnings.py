@@ -1,6 +1,6 @@
 """The module warns at load about TLS settings that block client certificates.
 
-Without verify "peer", OpenSSL never asks the client for a certificate, and
+Without verify "peer", OpenSSL never requests a client certificate, and
 Prosody 13 without verifyext lsec_continue ends the handshake of a
 self-signed client certificate. Each warning names the option to fix.
 """
